@@ -1,0 +1,1 @@
+"""Execution backends behind one interface, found by name in a registry."""

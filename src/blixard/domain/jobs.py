@@ -1,0 +1,161 @@
+"""Jobs: what a client submits (JobSpec), and what the store keeps (Job, Attempt)."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from blixard.domain import validation as v
+from blixard.domain.retry import DEFAULT_BACKOFF, Backoff
+from blixard.domain.states import JobStatus
+from blixard.errors import ValidationError
+
+MAX_ATTEMPTS_LIMIT = 1000
+MAX_TIMEOUT_S = 30 * 86_400
+PRIORITY_RANGE = (-1_000_000, 1_000_000)
+DEFAULT_MAX_ATTEMPTS = 3
+
+
+@dataclass(frozen=True, slots=True)
+class Requirements:
+    """What a job needs from the worker that runs it: resources and exact label matches."""
+
+    cpu: float = 0.0
+    memory_mb: int = 0
+    gpu: int = 0
+    labels: Mapping[str, str] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        v.check_range("requirements.cpu", self.cpu, 0, 100_000)
+        v.check_range("requirements.memory_mb", self.memory_mb, 0, 1 << 40)
+        v.check_range("requirements.gpu", self.gpu, 0, 1024)
+        object.__setattr__(self, "labels", v.check_labels("requirements.labels", self.labels))
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"cpu": self.cpu, "memory_mb": self.memory_mb, "gpu": self.gpu,
+                "labels": dict(self.labels)}
+
+
+NO_REQUIREMENTS = Requirements()
+
+
+@dataclass(frozen=True, slots=True)
+class JobSpec:
+    """A validated submission. ``payload_json`` is the payload's canonical JSON text."""
+
+    payload_json: str
+    queue: str = "default"
+    tenant: str = "default"
+    worker_types: tuple[str, ...] = ()
+    requirements: Requirements = NO_REQUIREMENTS
+    priority: int = 0
+    run_at: float | None = None
+    max_attempts: int = DEFAULT_MAX_ATTEMPTS
+    backoff: Backoff = DEFAULT_BACKOFF
+    timeout_s: float | None = None
+    idempotency_key: str | None = None
+
+    @classmethod
+    def build(
+        cls,
+        payload: Any,
+        *,
+        queue: str = "default",
+        tenant: str = "default",
+        worker_types: Sequence[str] = (),
+        requirements: Requirements | None = None,
+        priority: int = 0,
+        run_at: float | None = None,
+        max_attempts: int = DEFAULT_MAX_ATTEMPTS,
+        backoff: Backoff | None = None,
+        timeout_s: float | None = None,
+        idempotency_key: str | None = None,
+        max_payload_bytes: int = v.DEFAULT_MAX_PAYLOAD_BYTES,
+    ) -> JobSpec:
+        v.check_name("queue", queue)
+        v.check_name("tenant", tenant)
+        types = tuple(dict.fromkeys(worker_types))  # de-duplicated, order kept
+        for i, wt in enumerate(types):
+            v.check_name(f"worker_types[{i}]", wt)
+        v.check_range("priority", priority, *PRIORITY_RANGE)
+        if isinstance(priority, float) and not priority.is_integer():
+            raise ValidationError("priority", "must be an integer")
+        v.check_range("max_attempts", max_attempts, 1, MAX_ATTEMPTS_LIMIT)
+        if timeout_s is not None:
+            v.check_range("timeout_s", timeout_s, 0.001, MAX_TIMEOUT_S)
+        if run_at is not None:
+            v.check_range("run_at", run_at, 0, 32_503_680_000)  # year 3000
+        if idempotency_key is not None and not 1 <= len(idempotency_key) <= v.IDEMPOTENCY_KEY_MAX:
+            raise ValidationError(
+                "idempotency_key", f"must be 1-{v.IDEMPOTENCY_KEY_MAX} characters"
+            )
+        return cls(
+            payload_json=v.encode_payload(payload, max_payload_bytes),
+            queue=queue,
+            tenant=tenant,
+            worker_types=types,
+            requirements=requirements or NO_REQUIREMENTS,
+            priority=int(priority),
+            run_at=run_at,
+            max_attempts=int(max_attempts),
+            backoff=backoff or DEFAULT_BACKOFF,
+            timeout_s=timeout_s,
+            idempotency_key=idempotency_key,
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class NewJob:
+    """A spec with its id and times assigned, ready to insert."""
+
+    id: str
+    spec: JobSpec
+    created_at: float
+    run_at: float
+
+
+@dataclass(frozen=True, slots=True)
+class Job:
+    id: str
+    queue: str
+    tenant: str
+    payload: dict[str, Any]
+    worker_types: tuple[str, ...]
+    requirements: Requirements
+    priority: int
+    run_at: float
+    max_attempts: int
+    backoff: Backoff
+    timeout_s: float | None
+    idempotency_key: str | None
+    status: JobStatus
+    attempt: int
+    claimed_by: str | None
+    claimed_at: float | None
+    lease_expires_at: float | None
+    started_at: float | None
+    finished_at: float | None
+    result: Any
+    error: dict[str, Any] | None
+    created_at: float
+    updated_at: float
+
+
+@dataclass(frozen=True, slots=True)
+class Attempt:
+    """One finished attempt of a job: who ran it, when, and how it ended."""
+
+    job_id: str
+    attempt: int
+    worker_id: str | None
+    claimed_at: float | None
+    started_at: float | None
+    finished_at: float
+    outcome: str  # completed | failed | requeued | lease_expired | timeout | cancelled
+    error: dict[str, Any] | None
+
+
+def error_info(kind: str, message: str, **extra: Any) -> dict[str, Any]:
+    """The shape of every job error: a machine-readable kind, a message, optional details."""
+    return {"kind": kind, "message": message, **extra}

@@ -1,0 +1,1 @@
+"""Storage: one Store protocol, drivers per database, SQL in .sql files."""

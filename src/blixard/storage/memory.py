@@ -1,0 +1,579 @@
+"""An in-memory ``Store`` for tests (url ``memory://``).
+
+Plain dicts behind one ``asyncio.Lock``: every method takes the lock and does no ``await``
+while holding it, so each call is atomic, like a transaction. The semantics are the ones
+every driver shares (the conformance suite in ``tests/storage`` pins them down); this driver
+is the reference reading of them, kept short and obvious rather than fast.
+
+Jobs are kept as frozen ``Job`` values and replaced on every change; JSON values (payload,
+result, error) are normalised through a JSON round-trip on the way in and copied on the way
+out, so callers never share mutable state with the store.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import copy
+import random
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
+from typing import Any
+
+import orjson
+
+from blixard.domain import states
+from blixard.domain.jobs import Attempt, Job, NewJob, error_info
+from blixard.domain.placement import Capacity, free_capacity, labels_match, type_matches
+from blixard.domain.retry import decide_after_failure
+from blixard.domain.states import JobStatus
+from blixard.domain.workers import Resources, Worker, WorkerSpec, WorkerStatus
+from blixard.errors import JobNotFound, StorageError, ValidationError, WorkerNotFound
+from blixard.storage.base import (
+    ClaimRequest,
+    HeartbeatResult,
+    Inserted,
+    JobPage,
+    JobQuery,
+    Reaped,
+    Report,
+    ReportKind,
+    ReportResult,
+    RunningJob,
+    Stats,
+)
+
+SCHEMA_VERSION = 1
+
+_REPORT_TRANSITIONS: dict[ReportKind, states.Transition] = {
+    ReportKind.STARTED: states.START,
+    ReportKind.COMPLETED: states.COMPLETE,
+    ReportKind.FAILED: states.FAIL,  # same sources as REQUEUE
+}
+
+_REAP_MESSAGES = {
+    "lease_expired": "the worker stopped renewing the job's lease",
+    "timeout": "the job ran past its timeout",
+}
+
+
+def _json_value(value: Any, field: str) -> Any:
+    """A detached, JSON-normalised copy of ``value`` (what a SQL driver would read back)."""
+    if value is None:
+        return None
+    try:
+        return orjson.loads(orjson.dumps(value))
+    except TypeError as exc:
+        raise ValidationError(field, f"is not JSON-serialisable: {exc}") from exc
+
+
+@dataclass(frozen=True, slots=True)
+class _WorkerRow:
+    spec: WorkerSpec
+    status: WorkerStatus
+    registered_at: float
+    last_seen_at: float
+
+
+class MemoryStore:
+    """The ``Store`` protocol over Python dicts; for tests and experiments."""
+
+    url = "memory://"
+
+    def __init__(self, rng: random.Random | None = None) -> None:
+        self._rng = rng or random.Random()
+        self._lock = asyncio.Lock()
+        self._jobs: dict[str, Job] = {}
+        self._deadlines: dict[str, float | None] = {}  # job id -> hard timeout deadline
+        self._idempotency: dict[tuple[str, str], str] = {}  # (tenant, key) -> job id
+        self._attempts: dict[str, list[Attempt]] = {}
+        self._workers: dict[str, _WorkerRow] = {}
+
+    # lifecycle -------------------------------------------------------------------------
+    async def open(self) -> None:
+        return None
+
+    async def close(self) -> None:
+        return None
+
+    async def migrate(self) -> list[int]:
+        return []
+
+    async def schema_version(self) -> int:
+        return SCHEMA_VERSION
+
+    # helpers (call with the lock held) ---------------------------------------------------
+    @staticmethod
+    def _out(job: Job) -> Job:
+        """A snapshot the caller may keep: no mutable value shared with the store."""
+        return replace(
+            job,
+            payload=copy.deepcopy(job.payload),
+            result=copy.deepcopy(job.result),
+            error=copy.deepcopy(job.error),
+        )
+
+    @staticmethod
+    def _out_attempt(attempt: Attempt) -> Attempt:
+        return replace(attempt, error=copy.deepcopy(attempt.error))
+
+    def _active_jobs_of(self, worker_id: str) -> list[Job]:
+        return [j for j in self._jobs.values() if j.status.active and j.claimed_by == worker_id]
+
+    def _worker_out(self, row: _WorkerRow) -> Worker:
+        active = self._active_jobs_of(row.spec.id)
+        spec = row.spec
+        return Worker(
+            id=spec.id,
+            worker_type=spec.worker_type,
+            name=spec.name,
+            concurrency=spec.concurrency,
+            resources=spec.resources,
+            labels=dict(spec.labels),
+            capabilities=copy.deepcopy(dict(spec.capabilities)),
+            host=spec.host,
+            pid=spec.pid,
+            version=spec.version,
+            status=row.status,
+            registered_at=row.registered_at,
+            last_seen_at=row.last_seen_at,
+            running=len(active),
+            used=Resources(
+                cpu=sum(j.requirements.cpu for j in active),
+                memory_mb=sum(j.requirements.memory_mb for j in active),
+                gpu=sum(j.requirements.gpu for j in active),
+            ),
+        )
+
+    def _record_attempt(
+        self,
+        job: Job,
+        now: float,
+        outcome: str,
+        error: dict[str, Any] | None,
+        started_at: float | None = None,
+    ) -> None:
+        """Record the end of ``job``'s current attempt (``job`` as it was while active)."""
+        self._attempts.setdefault(job.id, []).append(
+            Attempt(
+                job_id=job.id,
+                attempt=job.attempt,
+                worker_id=job.claimed_by,
+                claimed_at=job.claimed_at,
+                started_at=job.started_at if started_at is None else started_at,
+                finished_at=now,
+                outcome=outcome,
+                error=copy.deepcopy(error),
+            )
+        )
+
+    def _after_failure(
+        self, job: Job, error: dict[str, Any] | None, now: float, retryable: bool
+    ) -> Job:
+        """Requeue with backoff, or fail: the job after a failed attempt."""
+        decision = decide_after_failure(
+            attempt=job.attempt,
+            max_attempts=job.max_attempts,
+            backoff=job.backoff,
+            retryable=retryable,
+            now=now,
+            u=self._rng.random(),
+        )
+        self._deadlines[job.id] = None
+        if decision.requeue:
+            assert decision.run_at is not None
+            return replace(
+                job,
+                status=JobStatus.PENDING,
+                run_at=decision.run_at,
+                error=error,
+                claimed_by=None,
+                claimed_at=None,
+                started_at=None,
+                lease_expires_at=None,
+                updated_at=now,
+            )
+        return replace(
+            job,
+            status=JobStatus.FAILED,
+            error=error,
+            finished_at=now,
+            lease_expires_at=None,
+            updated_at=now,
+        )
+
+    # jobs ------------------------------------------------------------------------------
+    async def insert_jobs(self, jobs: Sequence[NewJob]) -> list[Inserted]:
+        async with self._lock:
+            # Build everything first so a bad entry inserts nothing (all or none).
+            staged: dict[str, Job] = {}
+            staged_keys: dict[tuple[str, str], str] = {}
+            plan: list[tuple[str, bool]] = []
+            for new in jobs:
+                spec = new.spec
+                if spec.idempotency_key is not None:
+                    pair = (spec.tenant, spec.idempotency_key)
+                    existing = self._idempotency.get(pair) or staged_keys.get(pair)
+                    if existing is not None:
+                        plan.append((existing, False))
+                        continue
+                    staged_keys[pair] = new.id
+                if new.id in self._jobs or new.id in staged:
+                    raise StorageError(f"duplicate job id {new.id}", job_id=new.id)
+                staged[new.id] = Job(
+                    id=new.id,
+                    queue=spec.queue,
+                    tenant=spec.tenant,
+                    payload=orjson.loads(spec.payload_json),
+                    worker_types=tuple(spec.worker_types),
+                    requirements=spec.requirements,
+                    priority=spec.priority,
+                    run_at=new.run_at,
+                    max_attempts=spec.max_attempts,
+                    backoff=spec.backoff,
+                    timeout_s=spec.timeout_s,
+                    idempotency_key=spec.idempotency_key,
+                    status=JobStatus.PENDING,
+                    attempt=0,
+                    claimed_by=None,
+                    claimed_at=None,
+                    lease_expires_at=None,
+                    started_at=None,
+                    finished_at=None,
+                    result=None,
+                    error=None,
+                    created_at=new.created_at,
+                    updated_at=new.created_at,
+                )
+                plan.append((new.id, True))
+            self._jobs.update(staged)
+            for job_id in staged:
+                self._deadlines[job_id] = None
+            self._idempotency.update(staged_keys)
+            return [Inserted(self._out(self._jobs[jid]), created) for jid, created in plan]
+
+    async def get_job(self, job_id: str) -> Job | None:
+        async with self._lock:
+            job = self._jobs.get(job_id)
+            return None if job is None else self._out(job)
+
+    async def get_jobs(self, job_ids: Sequence[str]) -> list[Job]:
+        """The jobs that exist, in the order asked (each once); unknown ids are skipped."""
+        async with self._lock:
+            return [
+                self._out(self._jobs[jid]) for jid in dict.fromkeys(job_ids) if jid in self._jobs
+            ]
+
+    async def list_jobs(self, query: JobQuery) -> JobPage:
+        async with self._lock:
+            wanted = set(query.status)
+            page: list[Job] = []
+            for job in sorted(self._jobs.values(), key=lambda j: j.id, reverse=True):
+                if len(page) >= query.limit:
+                    break
+                if query.before is not None and not job.id < query.before:
+                    continue
+                if wanted and job.status not in wanted:
+                    continue
+                if query.queue is not None and job.queue != query.queue:
+                    continue
+                if query.tenant is not None and job.tenant != query.tenant:
+                    continue
+                if query.worker_type is not None and query.worker_type not in job.worker_types:
+                    continue
+                page.append(self._out(job))
+            full = query.limit > 0 and len(page) == query.limit
+            return JobPage(jobs=page, next_cursor=page[-1].id if full else None)
+
+    async def job_attempts(self, job_id: str) -> list[Attempt]:
+        async with self._lock:
+            attempts = sorted(self._attempts.get(job_id, []), key=lambda a: a.attempt)
+            return [self._out_attempt(a) for a in attempts]
+
+    async def cancel_job(self, job_id: str, now: float, reason: str) -> Job:
+        async with self._lock:
+            job = self._jobs.get(job_id)
+            if job is None:
+                raise JobNotFound(job_id)
+            states.CANCEL.check(job.status, job_id)
+            error = error_info("cancelled", reason)
+            if job.status.active:
+                self._record_attempt(job, now, "cancelled", error)
+            self._deadlines[job_id] = None
+            job = replace(
+                job,
+                status=JobStatus.CANCELLED,
+                error=error,
+                finished_at=now,
+                lease_expires_at=None,
+                updated_at=now,
+            )
+            self._jobs[job_id] = job
+            return self._out(job)
+
+    async def retry_job(self, job_id: str, now: float, extra_attempts: int) -> Job:
+        async with self._lock:
+            job = self._jobs.get(job_id)
+            if job is None:
+                raise JobNotFound(job_id)
+            states.RETRY.check(job.status, job_id)
+            self._deadlines[job_id] = None
+            job = replace(
+                job,
+                status=JobStatus.PENDING,
+                run_at=now,
+                max_attempts=job.attempt + extra_attempts,
+                finished_at=None,
+                result=None,
+                error=None,
+                claimed_by=None,
+                claimed_at=None,
+                started_at=None,
+                lease_expires_at=None,
+                updated_at=now,
+            )
+            self._jobs[job_id] = job
+            return self._out(job)
+
+    async def claim_jobs(self, request: ClaimRequest, now: float) -> list[Job]:
+        async with self._lock:
+            row = self._workers.get(request.worker_id)
+            if row is None:
+                raise WorkerNotFound(request.worker_id)
+            if row.status is not WorkerStatus.ONLINE:
+                return []
+            worker = self._worker_out(row)
+            capacity: Capacity = free_capacity(
+                concurrency=worker.concurrency,
+                cpu=worker.resources.cpu,
+                memory_mb=worker.resources.memory_mb,
+                gpu=worker.resources.gpu,
+                running=worker.running,
+                used_cpu=worker.used.cpu,
+                used_memory_mb=worker.used.memory_mb,
+                used_gpu=worker.used.gpu,
+                limit=request.limit,
+            )
+            if capacity.slots <= 0:
+                return []
+            due = sorted(
+                (
+                    j
+                    for j in self._jobs.values()
+                    if j.status is JobStatus.PENDING and j.run_at <= now
+                ),
+                key=lambda j: (-j.priority, j.run_at, j.id),
+            )
+            claimed: list[Job] = []
+            for job in due:
+                if capacity.slots <= 0:
+                    break
+                if not type_matches(job.worker_types, worker.worker_type):
+                    continue
+                if not labels_match(job.requirements.labels, worker.labels):
+                    continue
+                if not capacity.fits(job.requirements):
+                    continue
+                capacity.take(job.requirements)
+                taken = replace(
+                    job,
+                    status=JobStatus.CLAIMED,
+                    attempt=job.attempt + 1,
+                    claimed_by=worker.id,
+                    claimed_at=now,
+                    lease_expires_at=now + request.lease_ttl_s,
+                    updated_at=now,
+                )
+                self._deadlines[job.id] = (
+                    None if job.timeout_s is None else now + job.timeout_s + request.lease_ttl_s
+                )
+                self._jobs[job.id] = taken
+                claimed.append(self._out(taken))
+            return claimed
+
+    async def apply_reports(
+        self, worker_id: str, reports: Sequence[Report], now: float
+    ) -> list[ReportResult]:
+        async with self._lock:
+            # Normalise every JSON value first, so a bad one applies nothing.
+            values = [
+                (_json_value(r.result, "result"), _json_value(r.error, "error")) for r in reports
+            ]
+            return [
+                self._apply_one(worker_id, report, result, error, now)
+                for report, (result, error) in zip(reports, values, strict=True)
+            ]
+
+    def _apply_one(
+        self,
+        worker_id: str,
+        report: Report,
+        result: Any,
+        error: dict[str, Any] | None,
+        now: float,
+    ) -> ReportResult:
+        job = self._jobs.get(report.job_id)
+        if job is None:
+            return ReportResult(report.job_id, False, None, "not_found")
+        transition = _REPORT_TRANSITIONS[report.kind]
+        if not transition.allows(job.status):
+            return ReportResult(job.id, False, job.status, f"invalid_transition: {job.status}")
+        if job.claimed_by != worker_id:
+            return ReportResult(job.id, False, job.status, "not_claimed_by_worker")
+        if job.attempt != report.attempt:
+            return ReportResult(job.id, False, job.status, "stale_attempt")
+
+        if report.kind is ReportKind.STARTED:
+            after = replace(
+                job,
+                status=JobStatus.IN_PROGRESS,
+                started_at=report.started_at if report.started_at is not None else now,
+                updated_at=now,
+            )
+        elif report.kind is ReportKind.COMPLETED:
+            started_at = job.started_at
+            if started_at is None:
+                started_at = report.started_at if report.started_at is not None else now
+            self._record_attempt(job, now, "completed", None, started_at=started_at)
+            self._deadlines[job.id] = None
+            after = replace(
+                job,
+                status=JobStatus.COMPLETED,
+                result=result,
+                error=None,
+                started_at=started_at,
+                finished_at=now,
+                lease_expires_at=None,
+                updated_at=now,
+            )
+        else:
+            started = job.started_at if job.started_at is not None else report.started_at
+            self._record_attempt(job, now, "failed", error, started_at=started)
+            after = self._after_failure(job, error, now, report.retryable)
+        self._jobs[job.id] = after
+        return ReportResult(job.id, True, after.status)
+
+    async def next_due_at(self) -> float | None:
+        async with self._lock:
+            due = [j.run_at for j in self._jobs.values() if j.status is JobStatus.PENDING]
+            return min(due, default=None)
+
+    async def reap_expired(self, now: float, limit: int) -> list[Reaped]:
+        async with self._lock:
+            expired = sorted(
+                (
+                    j
+                    for j in self._jobs.values()
+                    if j.status.active
+                    and j.lease_expires_at is not None
+                    and j.lease_expires_at < now
+                ),
+                key=lambda j: (j.lease_expires_at, j.id),
+            )[: max(limit, 0)]
+            reaped: list[Reaped] = []
+            for job in expired:
+                deadline = self._deadlines.get(job.id)
+                reason = "timeout" if deadline is not None and deadline <= now else "lease_expired"
+                error = error_info(reason, _REAP_MESSAGES[reason], worker=job.claimed_by)
+                self._record_attempt(job, now, reason, error)
+                after = self._after_failure(job, error, now, retryable=True)
+                self._jobs[job.id] = after
+                reaped.append(Reaped(self._out(after), reason))
+            return reaped
+
+    # workers ---------------------------------------------------------------------------
+    async def register_worker(self, spec: WorkerSpec, now: float) -> Worker:
+        async with self._lock:
+            previous = self._workers.get(spec.id)
+            row = _WorkerRow(
+                spec=replace(
+                    spec,
+                    labels=dict(spec.labels),
+                    capabilities=copy.deepcopy(dict(spec.capabilities)),
+                ),
+                status=WorkerStatus.ONLINE,
+                registered_at=now if previous is None else previous.registered_at,
+                last_seen_at=now,
+            )
+            self._workers[spec.id] = row
+            return self._worker_out(row)
+
+    async def heartbeat(
+        self, worker_id: str, running: Sequence[RunningJob], now: float, lease_ttl_s: float
+    ) -> HeartbeatResult:
+        async with self._lock:
+            row = self._workers.get(worker_id)
+            if row is None:
+                raise WorkerNotFound(worker_id)
+            status = WorkerStatus.ONLINE if row.status is WorkerStatus.OFFLINE else row.status
+            row = replace(row, status=status, last_seen_at=now)
+            self._workers[worker_id] = row
+            cancel: list[str] = []
+            renewed = 0
+            for item in running:
+                job = self._jobs.get(item.job_id)
+                if (
+                    job is None
+                    or not job.status.active
+                    or job.claimed_by != worker_id
+                    or job.attempt != item.attempt
+                ):
+                    cancel.append(item.job_id)
+                    continue
+                lease = now + lease_ttl_s
+                deadline = self._deadlines.get(job.id)
+                if deadline is not None:
+                    lease = min(lease, deadline)
+                self._jobs[job.id] = replace(job, lease_expires_at=lease)
+                renewed += 1
+            return HeartbeatResult(worker=self._worker_out(row), cancel=cancel, renewed=renewed)
+
+    async def get_worker(self, worker_id: str) -> Worker | None:
+        async with self._lock:
+            row = self._workers.get(worker_id)
+            return None if row is None else self._worker_out(row)
+
+    async def list_workers(self, status: WorkerStatus | None = None) -> list[Worker]:
+        async with self._lock:
+            rows = sorted(self._workers.values(), key=lambda r: (r.registered_at, r.spec.id))
+            return [self._worker_out(r) for r in rows if status is None or r.status is status]
+
+    async def set_worker_status(self, worker_id: str, status: WorkerStatus, now: float) -> Worker:
+        async with self._lock:
+            row = self._workers.get(worker_id)
+            if row is None:
+                raise WorkerNotFound(worker_id)
+            row = replace(row, status=status)
+            self._workers[worker_id] = row
+            return self._worker_out(row)
+
+    async def mark_lost_workers(self, now: float, older_than: float) -> list[Worker]:
+        async with self._lock:
+            lost: list[_WorkerRow] = []
+            for worker_id, row in self._workers.items():
+                if row.status is not WorkerStatus.OFFLINE and row.last_seen_at < older_than:
+                    changed = replace(row, status=WorkerStatus.OFFLINE)
+                    self._workers[worker_id] = changed
+                    lost.append(changed)
+            lost.sort(key=lambda r: (r.registered_at, r.spec.id))
+            return [self._worker_out(r) for r in lost]
+
+    async def stats(self) -> Stats:
+        async with self._lock:
+            by_status = {str(s): 0 for s in JobStatus}
+            by_queue: dict[str, dict[str, int]] = {}
+            oldest: float | None = None
+            for job in self._jobs.values():
+                by_status[str(job.status)] += 1
+                per_queue = by_queue.setdefault(job.queue, {})
+                per_queue[str(job.status)] = per_queue.get(str(job.status), 0) + 1
+                if job.status is JobStatus.PENDING and (oldest is None or job.created_at < oldest):
+                    oldest = job.created_at
+            workers = {str(s): 0 for s in WorkerStatus}
+            for row in self._workers.values():
+                workers[str(row.status)] += 1
+            return Stats(
+                jobs_by_status=by_status,
+                jobs_by_queue=by_queue,
+                workers_by_status=workers,
+                oldest_pending_at=oldest,
+            )

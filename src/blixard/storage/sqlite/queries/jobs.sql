@@ -1,0 +1,158 @@
+-- Job queries (SQLite). Lists of ids are passed as one JSON array and read with json_each,
+-- so every statement here is static text.
+
+-- name: insert_job
+INSERT INTO jobs (
+    id, queue, tenant, payload, worker_types, req_cpu, req_memory_mb, req_gpu, req_labels,
+    priority, run_at, max_attempts, backoff, timeout_s, idempotency_key, status, attempt,
+    created_at, updated_at
+) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 'pending', 0, ?, ?);
+
+-- name: find_idempotent
+SELECT * FROM jobs WHERE tenant = ? AND idempotency_key = ?;
+
+-- name: get_job
+SELECT * FROM jobs WHERE id = ?;
+
+-- name: get_jobs
+SELECT * FROM jobs WHERE id IN (SELECT value FROM json_each(?));
+
+-- name: list_jobs
+SELECT * FROM jobs
+WHERE (:status IS NULL OR status IN (SELECT value FROM json_each(:status)))
+  AND (:queue IS NULL OR queue = :queue)
+  AND (:tenant IS NULL OR tenant = :tenant)
+  AND (:worker_type IS NULL
+       OR EXISTS (SELECT 1 FROM json_each(jobs.worker_types) WHERE value = :worker_type))
+  AND (:before IS NULL OR id < :before)
+ORDER BY id DESC
+LIMIT :limit;
+
+-- name: list_jobs_one_status
+SELECT * FROM jobs INDEXED BY jobs_by_status
+WHERE status = :one_status
+  AND (:queue IS NULL OR queue = :queue)
+  AND (:tenant IS NULL OR tenant = :tenant)
+  AND (:worker_type IS NULL
+       OR EXISTS (SELECT 1 FROM json_each(jobs.worker_types) WHERE value = :worker_type))
+  AND (:before IS NULL OR id < :before)
+ORDER BY id DESC
+LIMIT :limit;
+
+-- name: job_attempts
+SELECT job_id, attempt, worker_id, claimed_at, started_at, finished_at, outcome, error
+FROM job_attempts WHERE job_id = ? ORDER BY attempt;
+
+-- name: insert_attempt
+INSERT INTO job_attempts (
+    job_id, attempt, worker_id, claimed_at, started_at, finished_at, outcome, error
+) VALUES (?, ?, ?, ?, ?, ?, ?, ?);
+
+-- name: worker_usage
+SELECT count(*), coalesce(sum(req_cpu), 0), coalesce(sum(req_memory_mb), 0),
+       coalesce(sum(req_gpu), 0)
+FROM jobs INDEXED BY jobs_by_worker
+WHERE claimed_by = ? AND status IN ('claimed', 'in_progress');
+
+-- name: all_worker_usage
+SELECT claimed_by, count(*), coalesce(sum(req_cpu), 0), coalesce(sum(req_memory_mb), 0),
+       coalesce(sum(req_gpu), 0)
+FROM jobs INDEXED BY jobs_by_worker
+WHERE status IN ('claimed', 'in_progress')
+GROUP BY claimed_by;
+
+-- Candidates for a claim, in claim order, after the keyset position (:after_*): the scan
+-- walks jobs_claimable and stops at :scan rows.
+-- name: claim_candidates
+SELECT id, req_cpu, req_memory_mb, req_gpu, req_labels, priority, run_at
+FROM jobs INDEXED BY jobs_claimable
+WHERE status = 'pending'
+  AND run_at <= :now
+  AND (worker_types = '[]'
+       OR EXISTS (SELECT 1 FROM json_each(jobs.worker_types) WHERE value = :worker_type))
+  AND req_cpu <= :cpu AND req_memory_mb <= :memory_mb AND req_gpu <= :gpu
+  AND (:after_id IS NULL
+       OR priority < :after_priority
+       OR (priority = :after_priority
+           AND (run_at > :after_run_at OR (run_at = :after_run_at AND id > :after_id))))
+ORDER BY priority DESC, run_at, id
+LIMIT :scan;
+
+-- name: claim
+UPDATE jobs
+SET status = 'claimed',
+    attempt = attempt + 1,
+    claimed_by = :worker_id,
+    claimed_at = :now,
+    lease_expires_at = :now + :ttl,
+    deadline_at = CASE WHEN timeout_s IS NULL THEN NULL ELSE :now + timeout_s + :ttl END,
+    started_at = NULL,
+    updated_at = :now
+WHERE id IN (SELECT value FROM json_each(:ids)) AND status = 'pending'
+RETURNING *;
+
+-- name: report_state
+SELECT id, status, claimed_by, attempt, max_attempts, backoff, claimed_at, started_at
+FROM jobs WHERE id IN (SELECT value FROM json_each(?));
+
+-- name: start
+UPDATE jobs SET status = 'in_progress', started_at = ?, updated_at = ?
+WHERE id = ? AND status = 'claimed' AND claimed_by = ? AND attempt = ?;
+
+-- name: complete
+UPDATE jobs
+SET status = 'completed', result = ?, error = NULL, finished_at = ?, started_at = ?,
+    lease_expires_at = NULL, deadline_at = NULL, updated_at = ?
+WHERE id = ? AND status IN ('claimed', 'in_progress') AND claimed_by = ? AND attempt = ?;
+
+-- name: requeue
+UPDATE jobs
+SET status = 'pending', run_at = ?, error = ?, claimed_by = NULL, claimed_at = NULL,
+    started_at = NULL, lease_expires_at = NULL, deadline_at = NULL, updated_at = ?
+WHERE id = ? AND status IN ('claimed', 'in_progress') AND claimed_by = ? AND attempt = ?;
+
+-- name: fail
+UPDATE jobs
+SET status = 'failed', error = ?, finished_at = ?, lease_expires_at = NULL,
+    deadline_at = NULL, updated_at = ?
+WHERE id = ? AND status IN ('claimed', 'in_progress') AND claimed_by = ? AND attempt = ?;
+
+-- name: cancel
+UPDATE jobs
+SET status = 'cancelled', error = ?, finished_at = ?, lease_expires_at = NULL,
+    deadline_at = NULL, updated_at = ?
+WHERE id = ? AND status IN ('pending', 'claimed', 'in_progress')
+RETURNING *;
+
+-- name: retry
+UPDATE jobs
+SET status = 'pending', run_at = ?, max_attempts = attempt + ?, finished_at = NULL,
+    result = NULL, error = NULL, claimed_by = NULL, claimed_at = NULL, started_at = NULL,
+    updated_at = ?
+WHERE id = ? AND status IN ('failed', 'cancelled')
+RETURNING *;
+
+-- name: next_due
+SELECT min(run_at) FROM jobs INDEXED BY jobs_claimable WHERE status = 'pending';
+
+-- name: expired_leases
+SELECT * FROM jobs INDEXED BY jobs_leases
+WHERE status IN ('claimed', 'in_progress') AND lease_expires_at < ?
+ORDER BY lease_expires_at
+LIMIT ?;
+
+-- name: heartbeat_state
+SELECT id, status, claimed_by, attempt FROM jobs
+WHERE id IN (SELECT value FROM json_each(?));
+
+-- name: renew_leases
+UPDATE jobs SET lease_expires_at = min(:lease, coalesce(deadline_at, :lease))
+WHERE id IN (SELECT value FROM json_each(:ids))
+  AND status IN ('claimed', 'in_progress') AND claimed_by = :worker_id;
+
+-- name: count_by_queue_status
+SELECT queue, status, count(*) FROM jobs INDEXED BY jobs_by_queue GROUP BY queue, status;
+
+-- name: oldest_pending
+SELECT created_at FROM jobs INDEXED BY jobs_by_status
+WHERE status = 'pending' ORDER BY id LIMIT 1;
