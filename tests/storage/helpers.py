@@ -6,6 +6,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from blixard.domain.jobs import Job, JobSpec, NewJob, Requirements
+from blixard.domain.states import JobStatus
 from blixard.domain.workers import Resources, Worker, WorkerSpec
 from blixard.ids import new_id
 from blixard.storage.base import ClaimRequest, Report, ReportKind, Store
@@ -80,7 +81,9 @@ async def claim_one(store: Store, worker_id: str, now: float, ttl: float = TTL) 
 
 def started(job: Job, started_at: float | None = None, attempt: int | None = None) -> Report:
     return Report(
-        job.id, job.attempt if attempt is None else attempt, ReportKind.STARTED,
+        job.id,
+        job.attempt if attempt is None else attempt,
+        ReportKind.STARTED,
         started_at=started_at,
     )
 
@@ -110,6 +113,11 @@ def failed(
         error=error if error is not None else {"kind": "exit", "message": "exit code 1"},
         retryable=retryable,
     )
+
+
+def invalid(status: JobStatus) -> str:
+    """The reason a report on a job in ``status`` is rejected with (the guard's first check)."""
+    return f"invalid_transition: {status}"
 
 
 def ids(jobs: Sequence[Job]) -> list[str]:

@@ -49,9 +49,7 @@ class Outcome:
         return cls(True, result=result)
 
     @classmethod
-    def failure(
-        cls, kind: str, message: str, *, retryable: bool = True, **extra: Any
-    ) -> Outcome:
+    def failure(cls, kind: str, message: str, *, retryable: bool = True, **extra: Any) -> Outcome:
         return cls(False, error={"kind": kind, "message": message, **extra}, retryable=retryable)
 
 
@@ -81,6 +79,8 @@ class Execution(abc.ABC):
 
 class ExecutionBackend(abc.ABC):
     name: ClassVar[str]
+    uses_work_dir: ClassVar[bool] = True
+    """False for backends that never touch ``ctx.work_dir`` (the agent then skips making it)."""
 
     def __init__(self, options: Mapping[str, str] | None = None) -> None:
         self.options: Mapping[str, str] = dict(options or {})

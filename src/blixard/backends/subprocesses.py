@@ -17,11 +17,12 @@ import logging
 import os
 import signal
 import subprocess
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping, MutableSet, Sequence
 from pathlib import Path
 from typing import Any, Final
 
 from blixard.backends.base import (
+    Execution,
     ExecutionContext,
     FinishedExecution,
     Outcome,
@@ -127,9 +128,7 @@ def check_env(field: str, value: Any) -> dict[str, str]:
         if not isinstance(key, str) or not key or "=" in key or "\x00" in key:
             raise PayloadInvalid(field, f"invalid variable name {key!r}")
         if not isinstance(item, str):
-            raise PayloadInvalid(
-                f"{field}.{key}", f"must be a string, got {type(item).__name__}"
-            )
+            raise PayloadInvalid(f"{field}.{key}", f"must be a string, got {type(item).__name__}")
         if "\x00" in item:
             raise PayloadInvalid(f"{field}.{key}", "must not contain NUL characters")
         env[key] = item
@@ -318,7 +317,7 @@ class ManagedProcess:
         )
         if stdin is not None:
             pipe = transport.get_pipe_transport(0)
-            if pipe is not None:
+            if isinstance(pipe, asyncio.WriteTransport):
                 # A child that exits without reading gives EPIPE, which asyncio absorbs.
                 pipe.write(stdin)
                 if pipe.can_write_eof():
@@ -360,11 +359,11 @@ class ManagedProcess:
             await asyncio.sleep(POLL_INTERVAL_S)
         signal_group(self.pid, signal.SIGKILL)
         try:
-            await asyncio.wait_for(
-                asyncio.shield(self._protocol.exited), EXIT_AFTER_KILL_TIMEOUT_S
-            )
+            await asyncio.wait_for(asyncio.shield(self._protocol.exited), EXIT_AFTER_KILL_TIMEOUT_S)
         except TimeoutError:
-            log.warning("process %d survived SIGKILL for %.0fs", self.pid, EXIT_AFTER_KILL_TIMEOUT_S)
+            log.warning(
+                "process %d survived SIGKILL for %.0fs", self.pid, EXIT_AFTER_KILL_TIMEOUT_S
+            )
 
     async def _supervise(self) -> int:
         try:
@@ -375,9 +374,7 @@ class ManagedProcess:
                 # The job is over: nothing it started in its group outlives it.
                 signal_group(self.pid, signal.SIGKILL)
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(
-                    asyncio.shield(self._protocol.pipes_closed), DRAIN_TIMEOUT_S
-                )
+                await asyncio.wait_for(asyncio.shield(self._protocol.pipes_closed), DRAIN_TIMEOUT_S)
         finally:
             self._transport.close()
         code = self.returncode
@@ -411,3 +408,60 @@ def spawn_failure(argv0: str, exc: OSError) -> Outcome:
     if exc.filename is not None and str(exc.filename) != argv0:
         message += f" ({exc.filename})"
     return Outcome.failure("spawn", message, retryable=False, errno=exc.errno)
+
+
+class SubprocessExecution(Execution):
+    """An ``Execution`` over a ``ManagedProcess``; subclasses turn the exit into an outcome.
+
+    The outcome is computed once, in a task started here, so clean-up happens even if nobody
+    waits; ``running`` (the backend's set of live executions) holds it until then.
+    """
+
+    def __init__(
+        self,
+        proc: ManagedProcess,
+        kill_grace_s: float,
+        running: MutableSet[SubprocessExecution] | None = None,
+    ) -> None:
+        self.proc = proc
+        self.kill_grace_s = kill_grace_s
+        self._running = running
+        if running is not None:
+            running.add(self)
+        self._outcome: asyncio.Task[Outcome] = asyncio.ensure_future(self._finish())
+
+    @property
+    def pid(self) -> int:
+        return self.proc.pid
+
+    def outcome(self, returncode: int) -> Outcome:
+        """How the job ended, once the child has exited (not called when cancelled)."""
+        raise NotImplementedError
+
+    def cleanup(self) -> None:
+        """Release per-execution resources (temp files) after the outcome is known."""
+
+    async def _finish(self) -> Outcome:
+        try:
+            code = await self.proc.wait()
+            if self.proc.cancelled:
+                tails = tails_of(self.proc)
+                return Outcome.failure("cancelled", "cancelled while running", **tails)
+            return self.outcome(code)
+        finally:
+            try:
+                self.cleanup()
+            finally:
+                if self._running is not None:
+                    self._running.discard(self)
+
+    async def wait(self) -> Outcome:
+        return await asyncio.shield(self._outcome)
+
+    async def cancel(self) -> None:
+        await self.proc.terminate(self.kill_grace_s)
+
+
+async def cancel_all(running: MutableSet[SubprocessExecution]) -> None:
+    """Cancel every execution still in ``running`` (a backend's ``close``)."""
+    await asyncio.gather(*(execution.cancel() for execution in list(running)))

@@ -26,15 +26,25 @@ class Requirements:
     gpu: int = 0
     labels: Mapping[str, str] = field(default_factory=dict)
 
-    def __post_init__(self) -> None:
+    def validate(self) -> Requirements:
+        """Raise ValidationError naming the field; done once, at submission."""
         v.check_range("requirements.cpu", self.cpu, 0, 100_000)
         v.check_range("requirements.memory_mb", self.memory_mb, 0, 1 << 40)
         v.check_range("requirements.gpu", self.gpu, 0, 1024)
-        object.__setattr__(self, "labels", v.check_labels("requirements.labels", self.labels))
+        v.check_labels("requirements.labels", self.labels)
+        return self
+
+    @property
+    def empty(self) -> bool:
+        return not (self.cpu or self.memory_mb or self.gpu or self.labels)
 
     def to_dict(self) -> dict[str, Any]:
-        return {"cpu": self.cpu, "memory_mb": self.memory_mb, "gpu": self.gpu,
-                "labels": dict(self.labels)}
+        return {
+            "cpu": self.cpu,
+            "memory_mb": self.memory_mb,
+            "gpu": self.gpu,
+            "labels": dict(self.labels),
+        }
 
 
 NO_REQUIREMENTS = Requirements()
@@ -79,7 +89,7 @@ class JobSpec:
         for i, wt in enumerate(types):
             v.check_name(f"worker_types[{i}]", wt)
         v.check_range("priority", priority, *PRIORITY_RANGE)
-        if isinstance(priority, float) and not priority.is_integer():
+        if not isinstance(priority, int):
             raise ValidationError("priority", "must be an integer")
         v.check_range("max_attempts", max_attempts, 1, MAX_ATTEMPTS_LIMIT)
         if timeout_s is not None:
@@ -95,7 +105,7 @@ class JobSpec:
             queue=queue,
             tenant=tenant,
             worker_types=types,
-            requirements=requirements or NO_REQUIREMENTS,
+            requirements=requirements.validate() if requirements else NO_REQUIREMENTS,
             priority=int(priority),
             run_at=run_at,
             max_attempts=int(max_attempts),

@@ -92,7 +92,7 @@ def _rejection(state: JobState | None, worker_id: str, report: Report) -> str:
     else:
         allowed = COMPLETE.allows(state.status)  # complete, requeue and fail share sources
     if not allowed:
-        return f"invalid_transition: job is {state.status}"
+        return f"invalid_transition: {state.status}"
     if state.claimed_by != worker_id:
         return "not_claimed_by_worker"
     if state.attempt != report.attempt:
@@ -101,16 +101,35 @@ def _rejection(state: JobState | None, worker_id: str, report: Report) -> str:
 
 
 def _end_attempt(
-    plan: WritePlan, state: JobState, worker_id: str | None, *, now: float, u: float,
-    error: dict[str, Any] | None, retryable: bool, outcome: str,
+    plan: WritePlan,
+    state: JobState,
+    worker_id: str | None,
+    *,
+    now: float,
+    u: float,
+    error: dict[str, Any] | None,
+    retryable: bool,
+    outcome: str,
 ) -> JobStatus:
     plan.attempts.append(
-        AttemptRecord(state.id, state.attempt, worker_id, state.claimed_at, state.started_at,
-                      now, outcome, error)
+        AttemptRecord(
+            state.id,
+            state.attempt,
+            worker_id,
+            state.claimed_at,
+            state.started_at,
+            now,
+            outcome,
+            error,
+        )
     )
     decision = decide_after_failure(
-        attempt=state.attempt, max_attempts=state.max_attempts, backoff=state.backoff,
-        retryable=retryable, now=now, u=u,
+        attempt=state.attempt,
+        max_attempts=state.max_attempts,
+        backoff=state.backoff,
+        retryable=retryable,
+        now=now,
+        u=u,
     )
     if decision.requeue:
         assert decision.run_at is not None
@@ -150,13 +169,29 @@ def plan_reports(
             state.status = JobStatus.COMPLETED
             plan.completes.append((state.id, report.result, state.started_at))
             plan.attempts.append(
-                AttemptRecord(state.id, state.attempt, worker_id, state.claimed_at,
-                              state.started_at, now, "completed", None)
+                AttemptRecord(
+                    state.id,
+                    state.attempt,
+                    worker_id,
+                    state.claimed_at,
+                    state.started_at,
+                    now,
+                    "completed",
+                    None,
+                )
             )
         else:
             state.started_at = state.started_at or report.started_at
-            _end_attempt(plan, state, worker_id, now=now, u=rng.random(), error=report.error,
-                         retryable=report.retryable, outcome="failed")
+            _end_attempt(
+                plan,
+                state,
+                worker_id,
+                now=now,
+                u=rng.random(),
+                error=report.error,
+                retryable=report.retryable,
+                outcome="failed",
+            )
         results.append(ReportResult(report.job_id, True, state.status))
     return results, plan
 
@@ -183,8 +218,15 @@ def plan_expiry(
         )
         assert worker is not None
         plan.guard[state.id] = (worker, state.attempt)
-        _end_attempt(plan, state, worker, now=now, u=rng.random(),
-                     error=error_info(reason, message, worker=worker), retryable=True,
-                     outcome=reason)
+        _end_attempt(
+            plan,
+            state,
+            worker,
+            now=now,
+            u=rng.random(),
+            error=error_info(reason, message, worker=worker),
+            retryable=True,
+            outcome=reason,
+        )
         reasons.append((state.id, reason))
     return reasons, plan

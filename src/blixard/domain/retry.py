@@ -37,8 +37,12 @@ class Backoff:
         return capped * (1.0 - self.jitter * u)
 
     def to_dict(self) -> dict[str, float]:
-        return {"base_s": self.base_s, "factor": self.factor, "max_s": self.max_s,
-                "jitter": self.jitter}
+        return {
+            "base_s": self.base_s,
+            "factor": self.factor,
+            "max_s": self.max_s,
+            "jitter": self.jitter,
+        }
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Backoff:

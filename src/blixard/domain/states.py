@@ -53,7 +53,7 @@ class Transition:
             raise InvalidTransition(
                 f"cannot {self.name} a job that is {current} (allowed from: {allowed})",
                 job_id=job_id,
-                status=str(current),
+                job_status=str(current),
                 transition=self.name,
             )
 

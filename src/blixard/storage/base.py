@@ -81,7 +81,10 @@ class Store(Protocol):
 
     url: str
 
-    async def open(self) -> None: ...
+    async def open(self, *, migrate: bool = True) -> None:
+        """Connect; with ``migrate``, apply pending migrations (SchemaTooNew if the database
+        is newer than this code)."""
+        ...
 
     async def close(self) -> None: ...
 
@@ -158,6 +161,16 @@ class Store(Protocol):
 
 
 __all__ = [
-    "ClaimRequest", "HeartbeatResult", "Inserted", "JobPage", "JobQuery", "Reaped", "Report",
-    "ReportKind", "ReportResult", "RunningJob", "Stats", "Store",
+    "ClaimRequest",
+    "HeartbeatResult",
+    "Inserted",
+    "JobPage",
+    "JobQuery",
+    "Reaped",
+    "Report",
+    "ReportKind",
+    "ReportResult",
+    "RunningJob",
+    "Stats",
+    "Store",
 ]

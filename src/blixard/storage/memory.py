@@ -89,7 +89,7 @@ class MemoryStore:
         self._workers: dict[str, _WorkerRow] = {}
 
     # lifecycle -------------------------------------------------------------------------
-    async def open(self) -> None:
+    async def open(self, *, migrate: bool = True) -> None:
         return None
 
     async def close(self) -> None:

@@ -51,9 +51,10 @@ class SqliteStore:
         self._rng = rng or random.Random()
 
     # lifecycle -------------------------------------------------------------------------
-    async def open(self) -> None:
+    async def open(self, *, migrate: bool = True) -> None:
         await self._db.open()
-        await self.migrate()
+        if migrate:
+            await self.migrate()
 
     async def close(self) -> None:
         await self._db.close()
@@ -81,15 +82,17 @@ class SqliteStore:
                 raise SchemaTooNew(
                     f"the database {self.path!r} has schema version {max(done)}, this Blixard "
                     f"knows up to {newest}: upgrade Blixard",
-                    database_version=max(done), code_version=newest,
+                    database_version=max(done),
+                    code_version=newest,
                 )
             for migration in known:
                 if migration.version in done:
                     continue
                 for statement in _split_statements(migration.sql):
                     conn.execute(statement)
-                conn.execute(Q["record_migration"],
-                             (migration.version, migration.name, time.time()))
+                conn.execute(
+                    Q["record_migration"], (migration.version, migration.name, time.time())
+                )
                 applied.append(migration.version)
         return applied
 
@@ -148,8 +151,11 @@ class SqliteStore:
 
     def _list_jobs_sync(self, query: JobQuery) -> JobPage:
         params: dict[str, Any] = {
-            "queue": query.queue, "tenant": query.tenant, "worker_type": query.worker_type,
-            "before": query.before, "limit": query.limit,
+            "queue": query.queue,
+            "tenant": query.tenant,
+            "worker_type": query.worker_type,
+            "before": query.before,
+            "limit": query.limit,
         }
         if len(query.status) == 1:
             params["one_status"] = str(query.status[0])
@@ -165,8 +171,9 @@ class SqliteStore:
         return await self._db.run(self._job_attempts_sync, job_id)
 
     def _job_attempts_sync(self, job_id: str) -> list[Attempt]:
-        return [rows.attempt_from_row(r)
-                for r in self._db.conn.execute(Q["job_attempts"], (job_id,))]
+        return [
+            rows.attempt_from_row(r) for r in self._db.conn.execute(Q["job_attempts"], (job_id,))
+        ]
 
     async def cancel_job(self, job_id: str, now: float, reason: str) -> Job:
         return await self._db.run(self._cancel_sync, job_id, now, reason)
@@ -181,9 +188,19 @@ class SqliteStore:
             error = {"kind": "cancelled", "message": reason}
             row = conn.execute(Q["cancel"], (rows.dumps(error), now, now, job_id)).fetchone()
             if old.status.active:
-                conn.execute(Q["insert_attempt"], (
-                    job_id, old.attempt, old.claimed_by, old.claimed_at, old.started_at, now,
-                    "cancelled", rows.dumps(error)))
+                conn.execute(
+                    Q["insert_attempt"],
+                    (
+                        job_id,
+                        old.attempt,
+                        old.claimed_by,
+                        old.claimed_at,
+                        old.started_at,
+                        now,
+                        "cancelled",
+                        rows.dumps(error),
+                    ),
+                )
             return rows.job_from_row(row)
 
     async def retry_job(self, job_id: str, now: float, extra_attempts: int) -> Job:
@@ -211,11 +228,17 @@ class SqliteStore:
             if worker.status is not WorkerStatus.ONLINE or request.limit <= 0:
                 return []
             running, ucpu, umem, ugpu = conn.execute(
-                Q["worker_usage"], (request.worker_id,)).fetchone()
+                Q["worker_usage"], (request.worker_id,)
+            ).fetchone()
             cap = free_capacity(
-                concurrency=worker.concurrency, cpu=worker.resources.cpu,
-                memory_mb=worker.resources.memory_mb, gpu=worker.resources.gpu,
-                running=running, used_cpu=ucpu, used_memory_mb=umem, used_gpu=ugpu,
+                concurrency=worker.concurrency,
+                cpu=worker.resources.cpu,
+                memory_mb=worker.resources.memory_mb,
+                gpu=worker.resources.gpu,
+                running=running,
+                used_cpu=ucpu,
+                used_memory_mb=umem,
+                used_gpu=ugpu,
                 limit=request.limit,
             )
             if cap.slots <= 0:
@@ -223,10 +246,15 @@ class SqliteStore:
             chosen = self._choose(conn, worker, cap, now)
             if not chosen:
                 return []
-            claimed = conn.execute(Q["claim"], {
-                "worker_id": worker.id, "now": now, "ttl": request.lease_ttl_s,
-                "ids": _ids(chosen),
-            }).fetchall()
+            claimed = conn.execute(
+                Q["claim"],
+                {
+                    "worker_id": worker.id,
+                    "now": now,
+                    "ttl": request.lease_ttl_s,
+                    "ids": _ids(chosen),
+                },
+            ).fetchall()
         order = {job_id: i for i, job_id in enumerate(chosen)}
         jobs = [rows.job_from_row(r) for r in claimed]
         jobs.sort(key=lambda j: order[j.id])
@@ -240,11 +268,20 @@ class SqliteStore:
         after: tuple[Any, Any, Any] = (None, None, None)
         scanned, scan_budget = 0, max(2000, cap.slots * 8)
         while cap.slots > 0 and scanned < scan_budget:
-            page = conn.execute(Q["claim_candidates"], {
-                "now": now, "worker_type": worker.worker_type, "cpu": cap.cpu + 1e-9,
-                "memory_mb": cap.memory_mb, "gpu": cap.gpu, "scan": scan,
-                "after_priority": after[0], "after_run_at": after[1], "after_id": after[2],
-            }).fetchall()
+            page = conn.execute(
+                Q["claim_candidates"],
+                {
+                    "now": now,
+                    "worker_type": worker.worker_type,
+                    "cpu": cap.cpu + 1e-9,
+                    "memory_mb": cap.memory_mb,
+                    "gpu": cap.gpu,
+                    "scan": scan,
+                    "after_priority": after[0],
+                    "after_run_at": after[1],
+                    "after_id": after[2],
+                },
+            ).fetchall()
             for job_id, cpu, mem, gpu, labels, priority, run_at in page:
                 after = (priority, run_at, job_id)
                 req = rows._requirements(cpu, mem, gpu, labels)
@@ -279,8 +316,9 @@ class SqliteStore:
         with self._db.transaction() as conn:
             ids = list({r.job_id for r in reports})
             states = {
-                r[0]: JobState(r[0], JobStatus(r[1]), r[2], r[3], r[4], rows._backoff(r[5]),
-                               r[6], r[7])
+                r[0]: JobState(
+                    r[0], JobStatus(r[1]), r[2], r[3], r[4], rows._backoff(r[5]), r[6], r[7]
+                )
                 for r in conn.execute(Q["report_state"], (_ids(ids),))
             }
             results, plan = plan_reports(worker_id, reports, states, now, self._rng)
@@ -292,46 +330,74 @@ class SqliteStore:
         if plan.starts:
             conn.executemany(Q["start"], [(at, now, j, *g[j]) for j, at in plan.starts])
         if plan.completes:
-            conn.executemany(Q["complete"], [
-                (rows.dumps(res), now, started, now, j, *g[j])
-                for j, res, started in plan.completes
-            ])
+            conn.executemany(
+                Q["complete"],
+                [
+                    (rows.dumps(res), now, started, now, j, *g[j])
+                    for j, res, started in plan.completes
+                ],
+            )
         if plan.requeues:
-            conn.executemany(Q["requeue"], [
-                (run_at, rows.dumps_or_none(err), now, j, *g[j])
-                for j, run_at, err in plan.requeues
-            ])
+            conn.executemany(
+                Q["requeue"],
+                [
+                    (run_at, rows.dumps_or_none(err), now, j, *g[j])
+                    for j, run_at, err in plan.requeues
+                ],
+            )
         if plan.fails:
-            conn.executemany(Q["fail"], [
-                (rows.dumps_or_none(err), now, now, j, *g[j]) for j, err in plan.fails
-            ])
+            conn.executemany(
+                Q["fail"], [(rows.dumps_or_none(err), now, now, j, *g[j]) for j, err in plan.fails]
+            )
         if plan.attempts:
-            conn.executemany(Q["insert_attempt"], [
-                (a.job_id, a.attempt, a.worker_id, a.claimed_at, a.started_at, a.finished_at,
-                 a.outcome, rows.dumps_or_none(a.error))
-                for a in plan.attempts
-            ])
+            conn.executemany(
+                Q["insert_attempt"],
+                [
+                    (
+                        a.job_id,
+                        a.attempt,
+                        a.worker_id,
+                        a.claimed_at,
+                        a.started_at,
+                        a.finished_at,
+                        a.outcome,
+                        rows.dumps_or_none(a.error),
+                    )
+                    for a in plan.attempts
+                ],
+            )
 
     async def reap_expired(self, now: float, limit: int) -> list[Reaped]:
         return await self._db.run(self._reap_sync, now, limit)
 
     def _reap_sync(self, now: float, limit: int) -> list[Reaped]:
         with self._db.transaction() as conn:
-            expired = [rows.job_from_row(r)
-                       for r in conn.execute(Q["expired_leases"], (now, limit))]
+            expired = [
+                rows.job_from_row(r) for r in conn.execute(Q["expired_leases"], (now, limit))
+            ]
             if not expired:
                 return []
-            raw = {r[0]: r for r in conn.execute(
-                Q["get_jobs"], (_ids([j.id for j in expired]),))}
+            raw = {r[0]: r for r in conn.execute(Q["get_jobs"], (_ids([j.id for j in expired]),))}
             states = [
-                JobState(j.id, j.status, j.claimed_by, j.attempt, j.max_attempts, j.backoff,
-                         j.claimed_at, j.started_at, deadline_at=raw[j.id][20])
+                JobState(
+                    j.id,
+                    j.status,
+                    j.claimed_by,
+                    j.attempt,
+                    j.max_attempts,
+                    j.backoff,
+                    j.claimed_at,
+                    j.started_at,
+                    deadline_at=raw[j.id][20],
+                )
                 for j in expired
             ]
             reasons, plan = plan_expiry(states, now, self._rng)
             self._execute_plan(conn, plan, now)
-            after = {r[0]: rows.job_from_row(r) for r in conn.execute(
-                Q["get_jobs"], (_ids([j.id for j in expired]),))}
+            after = {
+                r[0]: rows.job_from_row(r)
+                for r in conn.execute(Q["get_jobs"], (_ids([j.id for j in expired]),))
+            }
             return [Reaped(after[job_id], reason) for job_id, reason in reasons]
 
     # workers ---------------------------------------------------------------------------
@@ -363,8 +429,8 @@ class SqliteStore:
             if conn.execute(Q["touch_worker"], (now, worker_id)).rowcount == 0:
                 raise WorkerNotFound(worker_id)
             held = {
-                r[0]: r for r in conn.execute(
-                    Q["heartbeat_state"], (_ids([j.job_id for j in running]),))
+                r[0]: r
+                for r in conn.execute(Q["heartbeat_state"], (_ids([j.job_id for j in running]),))
             }
             renew: list[str] = []
             cancel: list[str] = []
@@ -375,8 +441,10 @@ class SqliteStore:
                 else:
                     cancel.append(item.job_id)
             if renew:
-                conn.execute(Q["renew_leases"], {
-                    "lease": now + lease_ttl_s, "ids": _ids(renew), "worker_id": worker_id})
+                conn.execute(
+                    Q["renew_leases"],
+                    {"lease": now + lease_ttl_s, "ids": _ids(renew), "worker_id": worker_id},
+                )
             worker = self._worker_sync(conn, worker_id)
         return HeartbeatResult(worker, cancel, len(renew))
 
@@ -414,8 +482,10 @@ class SqliteStore:
 
     def _mark_lost_sync(self, older_than: float) -> list[Worker]:
         with self._db.transaction() as conn:
-            return [rows.worker_from_row(r)
-                    for r in conn.execute(Q["mark_lost_workers"], (older_than,)).fetchall()]
+            return [
+                rows.worker_from_row(r)
+                for r in conn.execute(Q["mark_lost_workers"], (older_than,)).fetchall()
+            ]
 
     async def stats(self) -> Stats:
         return await self._db.run(self._stats_sync)
@@ -438,12 +508,28 @@ def _fresh_job(job: NewJob) -> Job:
     """The row ``insert_job`` writes, as a Job, without reading it back."""
     s = job.spec
     return Job(
-        id=job.id, queue=s.queue, tenant=s.tenant, payload=orjson.loads(s.payload_json),
-        worker_types=s.worker_types, requirements=s.requirements, priority=s.priority,
-        run_at=job.run_at, max_attempts=s.max_attempts, backoff=s.backoff,
-        timeout_s=s.timeout_s, idempotency_key=s.idempotency_key, status=JobStatus.PENDING,
-        attempt=0, claimed_by=None, claimed_at=None, lease_expires_at=None, started_at=None,
-        finished_at=None, result=None, error=None, created_at=job.created_at,
+        id=job.id,
+        queue=s.queue,
+        tenant=s.tenant,
+        payload=orjson.loads(s.payload_json),
+        worker_types=s.worker_types,
+        requirements=s.requirements,
+        priority=s.priority,
+        run_at=job.run_at,
+        max_attempts=s.max_attempts,
+        backoff=s.backoff,
+        timeout_s=s.timeout_s,
+        idempotency_key=s.idempotency_key,
+        status=JobStatus.PENDING,
+        attempt=0,
+        claimed_by=None,
+        claimed_at=None,
+        lease_expires_at=None,
+        started_at=None,
+        finished_at=None,
+        result=None,
+        error=None,
+        created_at=job.created_at,
         updated_at=job.created_at,
     )
 

@@ -6,21 +6,57 @@ from typing import Any
 
 import orjson
 
-from blixard.domain.jobs import Attempt, Job, NewJob, Requirements
+from blixard.domain.jobs import NO_REQUIREMENTS, Attempt, Job, NewJob, Requirements
 from blixard.domain.retry import Backoff
 from blixard.domain.states import JobStatus
 from blixard.domain.workers import Resources, Worker, WorkerSpec, WorkerStatus
 
 # The column order of the jobs table (migration 0001); later migrations append columns.
 JOB_COLUMNS = (
-    "id", "queue", "tenant", "payload", "worker_types", "req_cpu", "req_memory_mb", "req_gpu",
-    "req_labels", "priority", "run_at", "max_attempts", "backoff", "timeout_s",
-    "idempotency_key", "status", "attempt", "claimed_by", "claimed_at", "lease_expires_at",
-    "deadline_at", "started_at", "finished_at", "result", "error", "created_at", "updated_at",
+    "id",
+    "queue",
+    "tenant",
+    "payload",
+    "worker_types",
+    "req_cpu",
+    "req_memory_mb",
+    "req_gpu",
+    "req_labels",
+    "priority",
+    "run_at",
+    "max_attempts",
+    "backoff",
+    "timeout_s",
+    "idempotency_key",
+    "status",
+    "attempt",
+    "claimed_by",
+    "claimed_at",
+    "lease_expires_at",
+    "deadline_at",
+    "started_at",
+    "finished_at",
+    "result",
+    "error",
+    "created_at",
+    "updated_at",
 )
 WORKER_COLUMNS = (
-    "id", "worker_type", "name", "concurrency", "cpu", "memory_mb", "gpu", "labels",
-    "capabilities", "host", "pid", "version", "status", "registered_at", "last_seen_at",
+    "id",
+    "worker_type",
+    "name",
+    "concurrency",
+    "cpu",
+    "memory_mb",
+    "gpu",
+    "labels",
+    "capabilities",
+    "host",
+    "pid",
+    "version",
+    "status",
+    "registered_at",
+    "last_seen_at",
 )
 
 _loads = orjson.loads
@@ -36,7 +72,7 @@ def dumps_or_none(value: Any) -> str | None:
 
 def _requirements(cpu: float, memory_mb: int, gpu: int, labels: str) -> Requirements:
     if not cpu and not memory_mb and not gpu and labels == "{}":
-        return Requirements()
+        return NO_REQUIREMENTS
     return Requirements(cpu=cpu, memory_mb=memory_mb, gpu=gpu, labels=_loads(labels))
 
 
@@ -84,35 +120,75 @@ def new_job_params(job: NewJob) -> tuple[Any, ...]:
     s = job.spec
     req = s.requirements
     return (
-        job.id, s.queue, s.tenant, s.payload_json, dumps(list(s.worker_types)), req.cpu,
-        req.memory_mb, req.gpu, dumps(dict(req.labels)), s.priority, job.run_at,
-        s.max_attempts, dumps(s.backoff.to_dict()), s.timeout_s, s.idempotency_key,
-        job.created_at, job.created_at,
+        job.id,
+        s.queue,
+        s.tenant,
+        s.payload_json,
+        dumps(list(s.worker_types)),
+        req.cpu,
+        req.memory_mb,
+        req.gpu,
+        dumps(dict(req.labels)),
+        s.priority,
+        job.run_at,
+        s.max_attempts,
+        dumps(s.backoff.to_dict()),
+        s.timeout_s,
+        s.idempotency_key,
+        job.created_at,
+        job.created_at,
     )
 
 
 def attempt_from_row(r: tuple[Any, ...]) -> Attempt:
     return Attempt(
-        job_id=r[0], attempt=r[1], worker_id=r[2], claimed_at=r[3], started_at=r[4],
-        finished_at=r[5], outcome=r[6], error=None if r[7] is None else _loads(r[7]),
+        job_id=r[0],
+        attempt=r[1],
+        worker_id=r[2],
+        claimed_at=r[3],
+        started_at=r[4],
+        finished_at=r[5],
+        outcome=r[6],
+        error=None if r[7] is None else _loads(r[7]),
     )
 
 
 def worker_from_row(r: tuple[Any, ...], usage: tuple[Any, ...] | None = None) -> Worker:
     running, cpu, mem, gpu = usage if usage else (0, 0.0, 0, 0)
     return Worker(
-        id=r[0], worker_type=r[1], name=r[2], concurrency=r[3],
+        id=r[0],
+        worker_type=r[1],
+        name=r[2],
+        concurrency=r[3],
         resources=Resources(cpu=r[4], memory_mb=r[5], gpu=r[6]),
-        labels=_loads(r[7]), capabilities=_loads(r[8]), host=r[9], pid=r[10], version=r[11],
-        status=WorkerStatus(r[12]), registered_at=r[13], last_seen_at=r[14],
-        running=running, used=Resources(cpu=float(cpu), memory_mb=int(mem), gpu=int(gpu)),
+        labels=_loads(r[7]),
+        capabilities=_loads(r[8]),
+        host=r[9],
+        pid=r[10],
+        version=r[11],
+        status=WorkerStatus(r[12]),
+        registered_at=r[13],
+        last_seen_at=r[14],
+        running=running,
+        used=Resources(cpu=float(cpu), memory_mb=int(mem), gpu=int(gpu)),
     )
 
 
 def worker_params(spec: WorkerSpec, now: float) -> tuple[Any, ...]:
     res = spec.resources
     return (
-        spec.id, spec.worker_type, spec.name, spec.concurrency, res.cpu, res.memory_mb,
-        res.gpu, dumps(dict(spec.labels)), dumps(dict(spec.capabilities)), spec.host,
-        spec.pid, spec.version, now, now,
+        spec.id,
+        spec.worker_type,
+        spec.name,
+        spec.concurrency,
+        res.cpu,
+        res.memory_mb,
+        res.gpu,
+        dumps(dict(spec.labels)),
+        dumps(dict(spec.capabilities)),
+        spec.host,
+        spec.pid,
+        spec.version,
+        now,
+        now,
     )

@@ -1,0 +1,5 @@
+"""Blixard: a generic distributed job orchestrator."""
+
+from __future__ import annotations
+
+__version__ = "0.1.0"

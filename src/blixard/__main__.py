@@ -1,0 +1,3 @@
+from blixard.cli.main import main
+
+main()

@@ -1,0 +1,74 @@
+"""API inputs to domain objects; domain ValidationErrors keep naming the field."""
+
+from __future__ import annotations
+
+import time
+
+from blixard.api.schemas import JobIn, ReportFields, WorkerIn
+from blixard.api.serialize import epoch
+from blixard.domain.jobs import JobSpec, Requirements
+from blixard.domain.reports import Report, ReportKind
+from blixard.domain.retry import Backoff
+from blixard.domain.workers import Resources, WorkerSpec
+from blixard.errors import ValidationError
+
+
+def job_spec(item: JobIn, *, max_payload_bytes: int, prefix: str = "") -> JobSpec:
+    try:
+        if item.run_at is not None and item.delay_s is not None:
+            raise ValidationError("run_at", "give run_at or delay_s, not both")
+        run_at = epoch(item.run_at)
+        if item.delay_s is not None:
+            run_at = time.time() + item.delay_s
+        req = item.requirements
+        return JobSpec.build(
+            item.payload,
+            queue=item.queue,
+            tenant=item.tenant,
+            worker_types=item.worker_types,
+            requirements=(
+                Requirements(cpu=req.cpu, memory_mb=req.memory_mb, gpu=req.gpu, labels=req.labels)
+                if req is not None
+                else None
+            ),
+            priority=item.priority,
+            run_at=run_at,
+            max_attempts=item.max_attempts,
+            backoff=Backoff(**item.backoff.model_dump()) if item.backoff is not None else None,
+            timeout_s=item.timeout_s,
+            idempotency_key=item.idempotency_key,
+            max_payload_bytes=max_payload_bytes,
+        )
+    except ValidationError as exc:
+        if not prefix:
+            raise
+        raise type(exc)(f"{prefix}{exc.field}", exc.message.split(": ", 1)[-1]) from exc
+
+
+def worker_spec(item: WorkerIn) -> WorkerSpec:
+    return WorkerSpec(
+        id=item.id,
+        worker_type=item.worker_type,
+        name=item.name or item.id,
+        concurrency=item.concurrency,
+        resources=Resources(
+            cpu=item.resources.cpu, memory_mb=item.resources.memory_mb, gpu=item.resources.gpu
+        ),
+        labels=item.labels,
+        capabilities=item.capabilities,
+        host=item.host,
+        pid=item.pid,
+        version=item.version,
+    )
+
+
+def report(job_id: str, item: ReportFields) -> Report:
+    return Report(
+        job_id=job_id,
+        attempt=item.attempt,
+        kind=ReportKind(item.kind),
+        result=item.result,
+        error=item.error.model_dump() if item.error is not None else None,
+        retryable=item.retryable,
+        started_at=epoch(item.started_at),
+    )

@@ -1,0 +1,255 @@
+"""Request and response schemas of the HTTP API; separate from the domain objects."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+Status = Literal["pending", "claimed", "in_progress", "completed", "failed", "cancelled"]
+
+
+class _In(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class RequirementsIn(_In):
+    cpu: float = Field(0, ge=0, description="CPU cores the job needs (fractions allowed).")
+    memory_mb: int = Field(0, ge=0)
+    gpu: int = Field(0, ge=0)
+    labels: dict[str, str] = Field(
+        default_factory=dict, description="Labels the worker must carry, exactly."
+    )
+
+
+class BackoffIn(_In):
+    base_s: float = 1.0
+    factor: float = 2.0
+    max_s: float = 300.0
+    jitter: float = 0.5
+
+
+class JobIn(_In):
+    payload: dict[str, Any] = Field(description="Any JSON object; backends interpret it.")
+    queue: str = "default"
+    tenant: str = "default"
+    worker_types: list[str] = Field(
+        default_factory=list, description="Worker types that may run it; empty = any."
+    )
+    requirements: RequirementsIn | None = None
+    priority: int = Field(0, description="Higher runs first.")
+    run_at: datetime | None = Field(None, description="Not before this time (ISO 8601).")
+    delay_s: float | None = Field(None, ge=0, description="Not before now + delay_s.")
+    max_attempts: int = Field(3, description="Attempts in all, the first included.")
+    backoff: BackoffIn | None = None
+    timeout_s: float | None = Field(None, description="Per attempt; the attempt is killed.")
+    idempotency_key: str | None = Field(
+        None, description="A second submit with the same key (per tenant) returns the first job."
+    )
+
+
+class BulkJobsIn(_In):
+    jobs: list[JobIn]
+
+
+class CancelIn(_In):
+    reason: str = Field("cancelled by request", max_length=1000)
+
+
+class RetryIn(_In):
+    attempts: int = Field(1, ge=1, le=1000, description="Attempts added to the job's budget.")
+
+
+class JobErrorOut(BaseModel):
+    kind: str
+    message: str
+    model_config = ConfigDict(extra="allow")
+
+
+class AttemptOut(BaseModel):
+    attempt: int
+    worker_id: str | None
+    claimed_at: datetime | None
+    started_at: datetime | None
+    finished_at: datetime
+    outcome: str
+    error: dict[str, Any] | None
+
+
+class JobOut(BaseModel):
+    id: str
+    queue: str
+    tenant: str
+    payload: dict[str, Any]
+    worker_types: list[str]
+    requirements: RequirementsIn
+    priority: int
+    run_at: datetime
+    max_attempts: int
+    backoff: BackoffIn
+    timeout_s: float | None
+    idempotency_key: str | None
+    status: Status
+    attempt: int
+    claimed_by: str | None
+    claimed_at: datetime | None
+    lease_expires_at: datetime | None
+    started_at: datetime | None
+    finished_at: datetime | None
+    result: Any
+    error: dict[str, Any] | None
+    created_at: datetime
+    updated_at: datetime
+    attempts: list[AttemptOut] | None = Field(
+        None, description="Finished attempts (on GET /jobs/{id} only)."
+    )
+
+
+class SubmittedOut(BaseModel):
+    jobs: list[JobOut]
+    created: int = Field(description="How many were new (the rest matched idempotency keys).")
+
+
+class JobPageOut(BaseModel):
+    jobs: list[JobOut]
+    next_cursor: str | None
+
+
+class ResourcesIn(_In):
+    cpu: float = Field(0, ge=0)
+    memory_mb: int = Field(0, ge=0)
+    gpu: int = Field(0, ge=0)
+
+
+class WorkerIn(_In):
+    id: str = Field(min_length=1, max_length=128)
+    worker_type: str
+    name: str = Field("", max_length=200)
+    concurrency: int = Field(1, ge=1)
+    resources: ResourcesIn = Field(default_factory=lambda: ResourcesIn())  # noqa: PLW0108
+    labels: dict[str, str] = Field(default_factory=dict)
+    capabilities: dict[str, Any] = Field(default_factory=dict)
+    host: str = Field("", max_length=255)
+    pid: int = 0
+    version: str = Field("", max_length=64)
+
+
+class WorkerOut(BaseModel):
+    id: str
+    worker_type: str
+    name: str
+    status: Literal["online", "draining", "offline"]
+    concurrency: int
+    running: int
+    resources: ResourcesIn
+    used: ResourcesIn
+    labels: dict[str, str]
+    capabilities: dict[str, Any]
+    host: str
+    pid: int
+    version: str
+    registered_at: datetime
+    last_seen_at: datetime
+
+
+class RegisteredOut(BaseModel):
+    worker: WorkerOut
+    lease_ttl_s: float
+    heartbeat_interval_s: float
+
+
+class RunningIn(_In):
+    job_id: str
+    attempt: int
+
+
+class HeartbeatIn(_In):
+    running: list[RunningIn] = Field(default_factory=list)
+
+
+class HeartbeatOut(BaseModel):
+    cancel: list[str] = Field(description="Jobs to stop now: cancelled, reassigned or unknown.")
+    drain: bool = Field(description="Stop claiming; exit once running jobs are done.")
+    status: Literal["online", "draining", "offline"]
+
+
+class ClaimIn(_In):
+    limit: int = Field(1, ge=1, description="At most this many jobs.")
+    wait_s: float = Field(0, ge=0, description="Long-poll up to this long when none is ready.")
+
+
+class AssignmentOut(BaseModel):
+    id: str
+    attempt: int
+    queue: str
+    tenant: str
+    payload: dict[str, Any]
+    timeout_s: float | None
+    requirements: RequirementsIn
+
+
+class ClaimOut(BaseModel):
+    jobs: list[AssignmentOut]
+
+
+class ErrorIn(BaseModel):
+    kind: str = Field(min_length=1, max_length=100)
+    message: str = Field(max_length=100_000)
+    model_config = ConfigDict(extra="allow")
+
+
+class ReportFields(_In):
+    attempt: int = Field(ge=1)
+    kind: Literal["started", "completed", "failed"]
+    result: Any = None
+    error: ErrorIn | None = None
+    retryable: bool = True
+    started_at: datetime | None = None
+
+
+class ReportIn(ReportFields):
+    job_id: str
+
+
+class WorkerReportIn(ReportFields):
+    worker_id: str
+
+
+class ReportsIn(_In):
+    reports: list[ReportIn] = Field(max_length=10_000)
+
+
+class ReportResultOut(BaseModel):
+    job_id: str
+    applied: bool
+    status: Status | None
+    reason: str
+
+
+class ReportsOut(BaseModel):
+    results: list[ReportResultOut]
+
+
+class StatsOut(BaseModel):
+    jobs_by_status: dict[str, int]
+    jobs_by_queue: dict[str, dict[str, int]]
+    workers_by_status: dict[str, int]
+    oldest_pending_at: datetime | None
+    reaper: dict[str, Any]
+
+
+class HealthOut(BaseModel):
+    status: Literal["ok", "degraded"]
+    database: str
+    version: str
+    schema_version: int
+
+
+class ProblemOut(BaseModel):
+    status: int
+    code: str
+    title: str
+    detail: str
+    field: str | None = None
+    model_config = ConfigDict(extra="allow")

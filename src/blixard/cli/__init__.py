@@ -1,0 +1,1 @@
+"""The ``blixard`` command line."""

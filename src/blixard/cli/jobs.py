@@ -1,0 +1,326 @@
+"""``blixard submit`` and ``blixard jobs list|get|cancel|retry|wait``."""
+
+from __future__ import annotations
+
+import sys
+import time
+from typing import Any
+
+import click
+import orjson
+
+from blixard.cli import output
+from blixard.cli.options import json_option, option, parse_pairs, server_option
+from blixard.client import Client
+from blixard.client.core import job_body
+
+STATUSES = ("pending", "claimed", "in_progress", "completed", "failed", "cancelled")
+
+
+def _payload(
+    text: str | None, command: tuple[str, ...], shell: bool, env: dict[str, str], cwd: str | None
+) -> dict[str, Any]:
+    if text is not None and command:
+        raise click.UsageError("give a JSON payload or a command after --, not both")
+    if command:
+        payload: dict[str, Any] = {"command": " ".join(command) if shell else list(command)}
+        if env:
+            payload["env"] = env
+        if cwd:
+            payload["cwd"] = cwd
+        return payload
+    if text is None:
+        raise click.UsageError(
+            "give a JSON payload, or a command after -- (blixard submit -- echo hello)"
+        )
+    if text == "-":
+        text = sys.stdin.read()
+    elif text.startswith("@"):
+        try:
+            with open(text[1:], encoding="utf-8") as fh:
+                text = fh.read()
+        except OSError as exc:
+            raise click.BadParameter(
+                f"cannot read {text[1:]}: {exc}", param_hint="PAYLOAD"
+            ) from exc
+    try:
+        value = orjson.loads(text)
+    except orjson.JSONDecodeError as exc:
+        raise click.BadParameter(f"not valid JSON: {exc}", param_hint="PAYLOAD") from exc
+    if not isinstance(value, dict):
+        raise click.BadParameter("the payload must be a JSON object", param_hint="PAYLOAD")
+    return value
+
+
+@click.command(context_settings={"ignore_unknown_options": False})
+@click.argument("payload", required=False)
+@click.argument("command", nargs=-1, type=click.UNPROCESSED)
+@option(
+    "--type",
+    "-t",
+    "worker_types",
+    multiple=True,
+    help="Worker type(s) that may run it (default: process for a command, else any).",
+)
+@option("--queue", "-q", default="default", show_default=True)
+@option("--tenant", default="default", show_default=True)
+@option("--priority", "-p", type=int, default=0, show_default=True, help="Higher runs first.")
+@option("--max-attempts", type=click.IntRange(1, 1000), default=3, show_default=True)
+@option("--timeout", "timeout_s", type=click.FloatRange(0.001), help="Seconds per attempt.")
+@option("--delay", "delay_s", type=click.FloatRange(0), help="Seconds before it may start.")
+@option("--idempotency-key", help="A second submit with this key returns the first job.")
+@option("--cpus", type=click.FloatRange(0), help="CPU cores the job needs.")
+@option("--memory", "memory_mb", type=click.IntRange(0), help="Memory (MB) the job needs.")
+@option("--gpus", type=click.IntRange(0), help="GPUs the job needs.")
+@option("--label", "labels", multiple=True, help="KEY=VALUE the worker must carry.")
+@option("--env", "env", multiple=True, help="KEY=VALUE for a command's environment.")
+@option("--cwd", help="Working directory for a command.")
+@option("--shell", is_flag=True, help="Run the command through /bin/sh -c.")
+@option("--wait", "-w", is_flag=True, help="Follow the job; exit with its outcome.")
+@option(
+    "--wait-timeout", type=click.FloatRange(0), help="Give up waiting after N seconds (exit 124)."
+)
+@server_option
+@json_option
+def submit(
+    payload: str | None,
+    command: tuple[str, ...],
+    worker_types: tuple[str, ...],
+    queue: str,
+    tenant: str,
+    priority: int,
+    max_attempts: int,
+    timeout_s: float | None,
+    delay_s: float | None,
+    idempotency_key: str | None,
+    cpus: float | None,
+    memory_mb: int | None,
+    gpus: int | None,
+    labels: tuple[str, ...],
+    env: tuple[str, ...],
+    cwd: str | None,
+    shell: bool,
+    wait: bool,
+    wait_timeout: float | None,
+    server: str,
+    as_json: bool,
+) -> None:
+    """Submit a job: a JSON PAYLOAD, or a command after -- (a process job).
+
+    \b
+      blixard submit --wait -- echo hello
+      blixard submit '{"function": "mymod:run", "kwargs": {"n": 3}}' --type python
+    """
+    if (
+        payload is not None
+        and not command
+        and payload not in ("-",)
+        and not payload.lstrip().startswith(("{", "@"))
+    ):
+        command, payload = (payload, *command), None  # `blixard submit echo hi` w/o "--"
+    body_payload = _payload(payload, command, shell, parse_pairs(env, "--env"), cwd)
+    types = list(worker_types) or (["process"] if command else [])
+    requirements: dict[str, Any] = {}
+    if cpus is not None:
+        requirements["cpu"] = cpus
+    if memory_mb is not None:
+        requirements["memory_mb"] = memory_mb
+    if gpus is not None:
+        requirements["gpu"] = gpus
+    if labels:
+        requirements["labels"] = parse_pairs(labels, "--label")
+    body = job_body(
+        body_payload,
+        queue=queue,
+        tenant=tenant,
+        worker_types=types,
+        requirements=requirements or None,
+        priority=priority,
+        delay_s=delay_s,
+        max_attempts=max_attempts,
+        timeout_s=timeout_s,
+        idempotency_key=idempotency_key,
+    )
+    with Client(server) as client:
+        from blixard.client.core import Calls
+
+        job = client.call(Calls.submit(body))
+        if not wait:
+            if as_json:
+                output.print_json(job)
+            else:
+                click.echo(job["id"])
+            return
+        if not as_json:
+            output.err.print(f"job {job['id']} submitted", highlight=False)
+        final = _follow(client, job["id"], wait_timeout, quiet=as_json)
+    sys.exit(_finish(final, as_json))
+
+
+def _follow(client: Client, job_id: str, timeout_s: float | None, *, quiet: bool) -> dict[str, Any]:
+    deadline = None if timeout_s is None else time.monotonic() + timeout_s
+    seen = (None, 0)
+    while True:
+        step = 2.0 if deadline is None else max(0.0, min(2.0, deadline - time.monotonic()))
+        job = client.wait(job_id, step)
+        state = (job["status"], job["attempt"])
+        if state != seen and not quiet:
+            _narrate(job)
+        seen = state
+        if job["status"] in ("completed", "failed", "cancelled"):
+            return job
+        if deadline is not None and time.monotonic() >= deadline:
+            return job
+
+
+def _narrate(job: dict[str, Any]) -> None:
+    status = job["status"]
+    if status == "pending" and job["attempt"] > 0 and job.get("error"):
+        error = job["error"]
+        output.err.print(
+            f"attempt {job['attempt']} failed ({error.get('kind')}: "
+            f"{error.get('message')}); retrying at {job['run_at']}",
+            highlight=False,
+        )
+    elif status in ("claimed", "in_progress"):
+        output.err.print(
+            f"attempt {job['attempt']} {status.replace('_', ' ')} on {job['claimed_by']}",
+            highlight=False,
+        )
+
+
+def _finish(job: dict[str, Any], as_json: bool) -> int:
+    status = job["status"]
+    if as_json:
+        output.print_json(job)
+    else:
+        result = job.get("result")
+        if isinstance(result, dict) and "stdout" in result and "exit_code" in result:
+            sys.stdout.write(result.get("stdout") or "")
+            sys.stderr.write(result.get("stderr") or "")
+        elif status == "completed":
+            output.print_json(result)
+        error = job.get("error") or {}
+        if status == "failed":
+            sys.stdout.write(error.get("stdout") or "")
+            sys.stderr.write(error.get("stderr") or "")
+            output.err.print(
+                f"[red]failed[/] after {job['attempt']} attempt(s): "
+                f"{error.get('kind')}: {error.get('message')}",
+                highlight=False,
+            )
+        elif status == "cancelled":
+            output.err.print(f"[magenta]cancelled[/]: {error.get('message', '')}", highlight=False)
+    if status == "completed":
+        return 0
+    if status in ("failed", "cancelled"):
+        code = (job.get("error") or {}).get("exit_code")
+        return code if isinstance(code, int) and 0 < code < 124 else 1
+    return 124  # still running when the wait ran out
+
+
+@click.group()
+def jobs() -> None:
+    """List, inspect, cancel, retry and wait for jobs."""
+
+
+@jobs.command("list")
+@option("--status", "statuses", multiple=True, type=click.Choice(STATUSES))
+@option("--queue", "-q")
+@option("--tenant")
+@option("--type", "worker_type", help="Jobs that name this worker type.")
+@option("--limit", "-n", type=click.IntRange(1, 1000), default=50, show_default=True)
+@option("--cursor", help="Continue from a previous page's next_cursor.")
+@server_option
+@json_option
+def list_jobs(
+    statuses: tuple[str, ...],
+    queue: str | None,
+    tenant: str | None,
+    worker_type: str | None,
+    limit: int,
+    cursor: str | None,
+    server: str,
+    as_json: bool,
+) -> None:
+    """Jobs, newest first."""
+    with Client(server) as client:
+        page = client.list_jobs(
+            status=statuses,
+            queue=queue,
+            tenant=tenant,
+            worker_type=worker_type,
+            limit=limit,
+            cursor=cursor,
+        )
+    if as_json:
+        output.print_json(page)
+        return
+    output.console.print(output.jobs_table(page["jobs"]))
+    if page["next_cursor"]:
+        output.err.print(f"more: --cursor {page['next_cursor']}", highlight=False)
+
+
+@jobs.command("get")
+@click.argument("job_id")
+@server_option
+@json_option
+def get_job(job_id: str, server: str, as_json: bool) -> None:
+    """A job with every attempt."""
+    with Client(server) as client:
+        job = client.get(job_id)
+    if as_json:
+        output.print_json(job)
+    else:
+        output.job_detail(job)
+
+
+@jobs.command("cancel")
+@click.argument("job_ids", nargs=-1, required=True)
+@option("--reason", default="cancelled by request", show_default=True)
+@server_option
+@json_option
+def cancel(job_ids: tuple[str, ...], reason: str, server: str, as_json: bool) -> None:
+    """Cancel pending or running jobs (running ones are killed on their worker)."""
+    with Client(server) as client:
+        done = [client.cancel(job_id, reason) for job_id in job_ids]
+    if as_json:
+        output.print_json(done if len(done) > 1 else done[0])
+    else:
+        for job in done:
+            output.console.print(f"{job['id']} {output.status(job['status'])}")
+
+
+@jobs.command("retry")
+@click.argument("job_id")
+@option(
+    "--attempts",
+    type=click.IntRange(1, 1000),
+    default=1,
+    show_default=True,
+    help="Attempts added to the job's budget.",
+)
+@server_option
+@json_option
+def retry(job_id: str, attempts: int, server: str, as_json: bool) -> None:
+    """Run a failed or cancelled job again."""
+    with Client(server) as client:
+        job = client.retry(job_id, attempts)
+    if as_json:
+        output.print_json(job)
+    else:
+        output.console.print(f"{job['id']} {output.status(job['status'])}")
+
+
+@jobs.command("wait")
+@click.argument("job_id")
+@option(
+    "--timeout", "timeout_s", type=click.FloatRange(0), help="Give up after N seconds (exit 124)."
+)
+@server_option
+@json_option
+def wait_job(job_id: str, timeout_s: float | None, server: str, as_json: bool) -> None:
+    """Wait until a job is terminal; exit 0 if it completed."""
+    with Client(server) as client:
+        job = client.wait(job_id, timeout_s)
+    sys.exit(_finish(job, as_json))

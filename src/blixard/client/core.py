@@ -1,0 +1,223 @@
+"""What both clients share: request building and response decoding, without I/O.
+
+Each API call is described once as a ``Call`` (method, path, body, params, how to decode);
+the sync and async clients only send it. Problem responses turn back into the Blixard
+exception of the same code, so callers catch the same types on both sides of the wire.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+import httpx
+
+from blixard import errors
+
+DEFAULT_SERVER = "http://127.0.0.1:8765"
+JSON = Any
+
+
+def _by_code() -> dict[str, type[errors.BlixardError]]:
+    out: dict[str, type[errors.BlixardError]] = {}
+    pending: list[type[errors.BlixardError]] = [errors.BlixardError]
+    while pending:
+        cls = pending.pop()
+        out.setdefault(cls.code, cls)
+        pending.extend(cls.__subclasses__())
+    return out
+
+
+_ERRORS = _by_code()
+
+
+class ApiError(errors.BlixardError):
+    """A problem response whose code this client does not know."""
+
+
+def error_from_response(response: httpx.Response) -> errors.BlixardError:
+    try:
+        body = response.json()
+    except ValueError:
+        body = {}
+    if not isinstance(body, dict):
+        body = {}
+    detail = str(body.get("detail") or response.text[:500] or response.reason_phrase)
+    code = str(body.get("code", ""))
+    cls = _ERRORS.get(code, ApiError)
+    extra = {k: v for k, v in body.items() if k not in ("detail", "code", "title")}
+    exc = errors.BlixardError.__new__(cls)
+    errors.BlixardError.__init__(exc, detail, **extra)
+    exc.status_code = response.status_code
+    if isinstance(exc, errors.ValidationError):
+        exc.field = str(body.get("field", ""))
+    return exc
+
+
+@dataclass(frozen=True, slots=True)
+class Call:
+    method: str
+    path: str
+    json: JSON = None
+    params: Mapping[str, Any] | Sequence[tuple[str, Any]] | None = None
+    timeout: float | None = None
+    decode: Callable[[JSON], Any] = field(default=lambda body: body)
+
+
+def decode(call: Call, response: httpx.Response) -> Any:
+    if response.status_code >= 400:
+        raise error_from_response(response)
+    return call.decode(response.json() if response.content else None)
+
+
+def job_body(
+    payload: Mapping[str, Any],
+    *,
+    queue: str | None = None,
+    tenant: str | None = None,
+    worker_types: Sequence[str] | None = None,
+    requirements: Mapping[str, Any] | None = None,
+    priority: int | None = None,
+    run_at: datetime | None = None,
+    delay_s: float | None = None,
+    max_attempts: int | None = None,
+    backoff: Mapping[str, float] | None = None,
+    timeout_s: float | None = None,
+    idempotency_key: str | None = None,
+) -> dict[str, Any]:
+    body: dict[str, Any] = {"payload": dict(payload)}
+    options: dict[str, Any] = {
+        "queue": queue,
+        "tenant": tenant,
+        "worker_types": list(worker_types) if worker_types is not None else None,
+        "requirements": dict(requirements) if requirements is not None else None,
+        "priority": priority,
+        "run_at": run_at.isoformat() if run_at else None,
+        "delay_s": delay_s,
+        "max_attempts": max_attempts,
+        "backoff": dict(backoff) if backoff is not None else None,
+        "timeout_s": timeout_s,
+        "idempotency_key": idempotency_key,
+    }
+    body.update({k: v for k, v in options.items() if v is not None})
+    return body
+
+
+class Calls:
+    """Every API call, as data."""
+
+    @staticmethod
+    def submit(body: Mapping[str, Any]) -> Call:
+        return Call("POST", "/api/v1/jobs", json=body)
+
+    @staticmethod
+    def submit_bulk(bodies: Sequence[Mapping[str, Any]]) -> Call:
+        return Call(
+            "POST", "/api/v1/jobs/bulk", json={"jobs": list(bodies)}, decode=lambda b: b["jobs"]
+        )
+
+    @staticmethod
+    def get_job(job_id: str) -> Call:
+        return Call("GET", f"/api/v1/jobs/{job_id}")
+
+    @staticmethod
+    def list_jobs(
+        *,
+        status: Sequence[str] = (),
+        queue: str | None = None,
+        tenant: str | None = None,
+        worker_type: str | None = None,
+        limit: int = 50,
+        cursor: str | None = None,
+    ) -> Call:
+        params: list[tuple[str, Any]] = [("status", s) for s in status]
+        for key, value in (
+            ("queue", queue),
+            ("tenant", tenant),
+            ("worker_type", worker_type),
+            ("cursor", cursor),
+        ):
+            if value is not None:
+                params.append((key, value))
+        params.append(("limit", limit))
+        return Call("GET", "/api/v1/jobs", params=params)
+
+    @staticmethod
+    def cancel(job_id: str, reason: str | None = None) -> Call:
+        return Call(
+            "POST", f"/api/v1/jobs/{job_id}/cancel", json={"reason": reason} if reason else None
+        )
+
+    @staticmethod
+    def retry(job_id: str, attempts: int = 1) -> Call:
+        return Call("POST", f"/api/v1/jobs/{job_id}/retry", json={"attempts": attempts})
+
+    @staticmethod
+    def wait(job_id: str, timeout_s: float) -> Call:
+        return Call(
+            "GET",
+            f"/api/v1/jobs/{job_id}/wait",
+            params={"timeout": timeout_s},
+            timeout=timeout_s + 30,
+        )
+
+    @staticmethod
+    def register(body: Mapping[str, Any]) -> Call:
+        return Call("POST", "/api/v1/workers", json=body)
+
+    @staticmethod
+    def heartbeat(worker_id: str, running: Sequence[tuple[str, int]]) -> Call:
+        return Call(
+            "POST",
+            f"/api/v1/workers/{worker_id}/heartbeat",
+            json={"running": [{"job_id": j, "attempt": a} for j, a in running]},
+        )
+
+    @staticmethod
+    def claim(worker_id: str, limit: int, wait_s: float) -> Call:
+        return Call(
+            "POST",
+            f"/api/v1/workers/{worker_id}/claim",
+            json={"limit": limit, "wait_s": wait_s},
+            timeout=wait_s + 30,
+            decode=lambda b: b["jobs"],
+        )
+
+    @staticmethod
+    def report(worker_id: str, reports: Sequence[Mapping[str, Any]]) -> Call:
+        return Call(
+            "POST",
+            f"/api/v1/workers/{worker_id}/reports",
+            json={"reports": list(reports)},
+            decode=lambda b: b["results"],
+        )
+
+    @staticmethod
+    def list_workers(status: str | None = None) -> Call:
+        return Call("GET", "/api/v1/workers", params={"status": status} if status else None)
+
+    @staticmethod
+    def get_worker(worker_id: str) -> Call:
+        return Call("GET", f"/api/v1/workers/{worker_id}")
+
+    @staticmethod
+    def drain(worker_id: str) -> Call:
+        return Call("POST", f"/api/v1/workers/{worker_id}/drain")
+
+    @staticmethod
+    def deregister(worker_id: str) -> Call:
+        return Call("POST", f"/api/v1/workers/{worker_id}/deregister")
+
+    @staticmethod
+    def stats() -> Call:
+        return Call("GET", "/api/v1/stats")
+
+    @staticmethod
+    def health() -> Call:
+        return Call("GET", "/healthz")
+
+
+def unreachable(server: str, exc: Exception) -> errors.ClientError:
+    return errors.ClientError(f"cannot reach the Blixard server at {server}: {exc}", server=server)

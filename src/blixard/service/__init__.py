@@ -1,0 +1,1 @@
+"""Use cases over a Store: the only layer that changes state."""

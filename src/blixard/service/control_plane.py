@@ -1,0 +1,51 @@
+"""The control plane: a store, the use cases over it, and the background loops."""
+
+from __future__ import annotations
+
+from blixard.clock import Clock, SystemClock
+from blixard.service.jobs import JobService
+from blixard.service.reaper import Reaper
+from blixard.service.settings import ServerSettings
+from blixard.service.signals import JobWatchers, Signal
+from blixard.service.workers import WorkerService
+from blixard.storage.base import Stats, Store
+
+
+class ControlPlane:
+    def __init__(
+        self,
+        store: Store,
+        settings: ServerSettings | None = None,
+        clock: Clock | None = None,
+        *,
+        run_reaper: bool = True,
+    ) -> None:
+        self.store = store
+        self.settings = settings or ServerSettings()
+        self.clock = clock or SystemClock()
+        self.work = Signal()
+        self.watchers = JobWatchers()
+        args = (store, self.clock, self.settings, self.work, self.watchers)
+        self.jobs = JobService(*args)
+        self.workers = WorkerService(*args)
+        self.reaper = Reaper(*args)
+        self._run_reaper = run_reaper
+        self._started = False
+
+    async def start(self) -> None:
+        if self._started:
+            return
+        await self.store.open()
+        if self._run_reaper:
+            await self.reaper.start()
+        self._started = True
+
+    async def stop(self) -> None:
+        if not self._started:
+            return
+        self._started = False
+        await self.reaper.stop()
+        await self.store.close()
+
+    async def stats(self) -> Stats:
+        return await self.store.stats()

@@ -1,0 +1,43 @@
+"""Open a store from a database URL: ``sqlite:///path``, ``memory://``."""
+
+from __future__ import annotations
+
+import random
+from pathlib import Path
+from urllib.parse import urlparse
+
+from blixard.errors import ConfigurationError
+from blixard.storage.base import Store
+
+DEFAULT_DATABASE_URL = "sqlite:///./blixard.db"
+
+
+def sqlite_path(url: str) -> str:
+    """``sqlite:///relative.db`` and ``sqlite:////abs/path.db`` (and ``sqlite:///:memory:``)."""
+    path = url[len("sqlite:///") :] if url.startswith("sqlite:///") else ""
+    if not path:
+        raise ConfigurationError(
+            f"bad SQLite URL {url!r}: use sqlite:///relative/path.db or sqlite:////abs/path.db"
+        )
+    return path
+
+
+def store_from_url(url: str, *, rng: random.Random | None = None) -> Store:
+    scheme = urlparse(url).scheme
+    if scheme == "sqlite":
+        from blixard.storage.sqlite import SqliteStore
+
+        path = sqlite_path(url)
+        if path != ":memory:":
+            parent = Path(path).expanduser().resolve().parent
+            if not parent.is_dir():
+                raise ConfigurationError(f"the directory of {url!r} does not exist: {parent}")
+        return SqliteStore(path, rng=rng)
+    if scheme == "memory":
+        from blixard.storage.memory import MemoryStore
+
+        return MemoryStore(rng=rng)
+    raise ConfigurationError(
+        f"unsupported database URL {url!r}: use sqlite:///path.db (PostgreSQL support is "
+        "tracked separately)"
+    )
