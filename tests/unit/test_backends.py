@@ -635,3 +635,36 @@ def test_registry_rejects_bad_registrations_and_options() -> None:
         register_backend("bad", dict)  # type: ignore[arg-type]
     with pytest.raises(BackendError, match="tail_bytes"):
         load_backend("process", {"tail_bytes": "lots"})
+
+
+# -- under uvloop, the loop blixard server/worker really run on ---------------------------
+
+
+def test_subprocess_backends_run_under_uvloop(tmp_path: Path) -> None:
+    """uvloop's transports differ from asyncio's (stdin once went unwritten under it)."""
+    import uvloop
+
+    from blixard.backends.process import ProcessBackend
+    from blixard.backends.python import PythonBackend
+
+    async def scenario() -> tuple[Outcome, Outcome]:
+        proc = ProcessBackend()
+        ctx = ExecutionContext(
+            job=Assignment("j1", 1, "default", "default", {"command": ["cat"], "stdin": "hi"}),
+            work_dir=tmp_path,
+        )
+        cat = await (await proc.start(ctx)).wait()
+        py = PythonBackend()
+        ctx2 = ExecutionContext(
+            job=Assignment("j2", 1, "default", "default", {"function": "os:getcwd"}),
+            work_dir=tmp_path,
+        )
+        cwd = await asyncio.wait_for((await py.start(ctx2)).wait(), 20)
+        return cat, cwd
+
+    with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
+        cat, cwd = runner.run(scenario())
+    assert cat.ok, cat.error
+    assert cat.result["stdout"] == "hi"
+    assert cwd.ok, cwd.error
+    assert cwd.result == str(tmp_path)

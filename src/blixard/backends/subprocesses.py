@@ -19,7 +19,7 @@ import signal
 import subprocess
 from collections.abc import Mapping, MutableSet, Sequence
 from pathlib import Path
-from typing import Any, Final
+from typing import Any, Final, cast
 
 from blixard.backends.base import (
     Execution,
@@ -316,14 +316,14 @@ class ManagedProcess:
             start_new_session=True,
         )
         if stdin is not None:
-            pipe = transport.get_pipe_transport(0)
-            if isinstance(pipe, asyncio.WriteTransport):
-                # A child that exits without reading gives EPIPE, which asyncio absorbs.
-                pipe.write(stdin)
-                if pipe.can_write_eof():
-                    pipe.write_eof()
-                else:  # pragma: no cover - unix pipes can write EOF
-                    pipe.close()
+            # Duck-typed: uvloop's pipe transports are not asyncio.WriteTransport subclasses.
+            # A child that exits without reading gives EPIPE, which the loop absorbs.
+            pipe = cast(asyncio.WriteTransport, transport.get_pipe_transport(0))
+            pipe.write(stdin)
+            if pipe.can_write_eof():
+                pipe.write_eof()
+            else:  # pragma: no cover - unix pipes can write EOF
+                pipe.close()
         return cls(transport, protocol, stdout, stderr)
 
     @property

@@ -111,13 +111,8 @@ def submit(
       blixard submit --wait -- echo hello
       blixard submit '{"function": "mymod:run", "kwargs": {"n": 3}}' --type python
     """
-    if (
-        payload is not None
-        and not command
-        and payload not in ("-",)
-        and not payload.lstrip().startswith(("{", "@"))
-    ):
-        command, payload = (payload, *command), None  # `blixard submit echo hi` w/o "--"
+    if payload is not None and payload != "-" and not payload.lstrip().startswith(("{", "@")):
+        command, payload = (payload, *command), None  # not JSON: the command's first word
     body_payload = _payload(payload, command, shell, parse_pairs(env, "--env"), cwd)
     types = list(worker_types) or (["process"] if command else [])
     requirements: dict[str, Any] = {}
@@ -179,7 +174,7 @@ def _narrate(job: dict[str, Any]) -> None:
         error = job["error"]
         output.err.print(
             f"attempt {job['attempt']} failed ({error.get('kind')}: "
-            f"{error.get('message')}); retrying at {job['run_at']}",
+            f"{error.get('message')}); retrying {output.ago(job['run_at'])}",
             highlight=False,
         )
     elif status in ("claimed", "in_progress"):

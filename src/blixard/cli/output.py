@@ -10,8 +10,9 @@ import orjson
 from rich.console import Console
 from rich.table import Table
 
-console = Console()
-err = Console(stderr=True)
+# Piped output keeps whole lines (ids, payloads) instead of wrapping at 80 columns.
+console = Console(width=None if sys.stdout.isatty() else 200)
+err = Console(stderr=True, width=None if sys.stderr.isatty() else 200)
 
 STATUS_STYLE = {
     "pending": "yellow",
