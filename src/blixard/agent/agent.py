@@ -189,17 +189,26 @@ class Agent:
                 self._slot_freed.clear()
                 await self._slot_freed.wait()
                 continue
+            # Final reports ride on the claim: one round trip frees the slots and fills them.
+            reports = self.reporter.take_finals()
             try:
-                jobs = await self.transport.call(
-                    Calls.claim(self.worker_id, free, self.settings.claim_wait_s)
+                answer = await self.transport.call(
+                    Calls.claim(self.worker_id, free, self.settings.claim_wait_s, reports)
                 )
             except WorkerNotFound:
+                self.reporter.give_back(reports)
                 await self.register()
                 continue
             except BlixardError as exc:
+                self.reporter.give_back(reports)
                 log.error("claim refused: %s", exc.message)
                 await asyncio.sleep(1.0)
                 continue
+            except asyncio.CancelledError:
+                self.reporter.give_back(reports)  # drained while waiting: send them separately
+                raise
+            self.reporter.note_results(answer["results"])
+            jobs = answer["jobs"]
             for raw in jobs:
                 self._start(raw)
             if jobs:

@@ -54,6 +54,30 @@ class Reporter:
         self._idle.clear()
         self._wake.set()
 
+    def take_finals(self) -> list[dict[str, Any]]:
+        """Queued final reports, handed to a claim request that carries them instead."""
+        finals, self._finals = self._finals[: self.MAX_BATCH], self._finals[self.MAX_BATCH :]
+        self._settle()
+        return finals
+
+    def give_back(self, finals: list[dict[str, Any]]) -> None:
+        """Reports a failed claim request did not deliver: they go out with the next batch."""
+        if finals:
+            self._finals[:0] = finals
+            self._idle.clear()
+            self._wake.set()
+
+    def note_results(self, results: list[dict[str, Any]]) -> None:
+        self.sent += len(results)
+        for result in results:
+            if not result["applied"]:
+                self.rejected += 1
+                log.info("report on job %s not applied: %s", result["job_id"], result["reason"])
+
+    def _settle(self) -> None:
+        if not self._starts and not self._finals and self._task is not None:
+            self._idle.set()
+
     @property
     def pending(self) -> int:
         return len(self._starts) + len(self._finals)
@@ -86,11 +110,5 @@ class Reporter:
                     if self._starts.get(report["job_id"]) is report:
                         del self._starts[report["job_id"]]
                 del self._finals[: len(batch) - n_starts]
-                self.sent += len(batch)
-                for result in results:
-                    if not result["applied"]:
-                        self.rejected += 1
-                        log.info(
-                            "report on job %s not applied: %s", result["job_id"], result["reason"]
-                        )
+                self.note_results(results)
             self._idle.set()

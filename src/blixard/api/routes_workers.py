@@ -85,8 +85,19 @@ async def claim(worker_id: str, body: ClaimIn, request: Request) -> Response:
     async def still_wanted() -> bool:
         return not await request.is_disconnected()
 
-    jobs = await plane(request).workers.claim(worker_id, body.limit, body.wait_s, still_wanted)
-    return FastJSONResponse({"jobs": [serialize.assignment_dict(j) for j in jobs]})
+    workers = plane(request).workers
+    results = (
+        await workers.report(worker_id, [convert.report(r.job_id, r) for r in body.reports])
+        if body.reports
+        else []
+    )
+    jobs = await workers.claim(worker_id, body.limit, body.wait_s, still_wanted)
+    return FastJSONResponse(
+        {
+            "jobs": [serialize.assignment_dict(j) for j in jobs],
+            "results": [_result(r) for r in results],
+        }
+    )
 
 
 @router.post(

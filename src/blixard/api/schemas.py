@@ -174,11 +174,6 @@ class HeartbeatOut(BaseModel):
     status: Literal["online", "draining", "offline"]
 
 
-class ClaimIn(_In):
-    limit: int = Field(1, ge=1, description="At most this many jobs.")
-    wait_s: float = Field(0, ge=0, description="Long-poll up to this long when none is ready.")
-
-
 class AssignmentOut(BaseModel):
     id: str
     attempt: int
@@ -191,6 +186,7 @@ class AssignmentOut(BaseModel):
 
 class ClaimOut(BaseModel):
     jobs: list[AssignmentOut]
+    results: list[ReportResultOut] = Field(description="One per report sent with the claim.")
 
 
 class ErrorIn(BaseModel):
@@ -218,6 +214,16 @@ class WorkerReportIn(ReportFields):
 
 class ReportsIn(_In):
     reports: list[ReportIn] = Field(max_length=10_000)
+
+
+class ClaimIn(_In):
+    limit: int = Field(1, ge=1, description="At most this many jobs.")
+    wait_s: float = Field(0, ge=0, description="Long-poll up to this long when none is ready.")
+    reports: list[ReportIn] = Field(
+        default_factory=list,
+        max_length=10_000,
+        description="Reports applied before claiming (saves a round trip; frees capacity).",
+    )
 
 
 class ReportResultOut(BaseModel):

@@ -13,6 +13,7 @@ from datetime import datetime
 from typing import Any
 
 import httpx
+import orjson
 
 from blixard import errors
 
@@ -69,7 +70,7 @@ class Call:
 def decode(call: Call, response: httpx.Response) -> Any:
     if response.status_code >= 400:
         raise error_from_response(response)
-    return call.decode(response.json() if response.content else None)
+    return call.decode(orjson.loads(response.content) if response.content else None)
 
 
 def job_body(
@@ -176,14 +177,14 @@ class Calls:
         )
 
     @staticmethod
-    def claim(worker_id: str, limit: int, wait_s: float) -> Call:
-        return Call(
-            "POST",
-            f"/api/v1/workers/{worker_id}/claim",
-            json={"limit": limit, "wait_s": wait_s},
-            timeout=wait_s + 30,
-            decode=lambda b: b["jobs"],
-        )
+    def claim(
+        worker_id: str, limit: int, wait_s: float, reports: Sequence[Mapping[str, Any]] = ()
+    ) -> Call:
+        """Answers {"jobs": [...], "results": [...]}: reports are applied before the claim."""
+        body: dict[str, Any] = {"limit": limit, "wait_s": wait_s}
+        if reports:
+            body["reports"] = list(reports)
+        return Call("POST", f"/api/v1/workers/{worker_id}/claim", json=body, timeout=wait_s + 30)
 
     @staticmethod
     def report(worker_id: str, reports: Sequence[Mapping[str, Any]]) -> Call:

@@ -85,8 +85,11 @@ class WorkerService:
                 return jobs
             sleep = min(remaining, self._settings.poll_backstop_s)
             next_due = await self._store.next_due_at()
-            if next_due is not None:
-                sleep = min(sleep, max(next_due - self._clock.now(), 0.001))
+            now = self._clock.now()
+            if next_due is not None and next_due > now:  # delayed work: wake when it is due
+                sleep = min(sleep, next_due - now)
+            # Otherwise nothing is due, or what is due does not fit this worker now: a submit,
+            # a requeue or freed capacity notifies the signal.
             await self._work.wait(epoch, sleep)
             if not await still_wanted():
                 return []
@@ -98,8 +101,8 @@ class WorkerService:
         changed = [r.job_id for r in results if r.applied]
         if changed:
             self._watchers.notify(changed)
-        if any(r.applied and r.status is JobStatus.PENDING for r in results):
-            self._work.notify()
+        if any(r.applied and r.status is not JobStatus.IN_PROGRESS for r in results):
+            self._work.notify()  # requeued work, or capacity freed on this worker
         return results
 
     async def report_one(self, worker_id: str, report: Report) -> ReportResult:

@@ -77,3 +77,6 @@ CREATE TABLE workers (
     last_seen_at  REAL NOT NULL
 );
 CREATE INDEX workers_seen ON workers (status, last_seen_at);
+
+-- The earliest due time of pending work, for long-polls that wait for delayed jobs.
+CREATE INDEX jobs_pending_due ON jobs (run_at) WHERE status = 'pending';

@@ -133,7 +133,7 @@ WHERE id = ? AND status IN ('failed', 'cancelled')
 RETURNING *;
 
 -- name: next_due
-SELECT min(run_at) FROM jobs INDEXED BY jobs_claimable WHERE status = 'pending';
+SELECT min(run_at) FROM jobs INDEXED BY jobs_pending_due WHERE status = 'pending';
 
 -- name: expired_leases
 SELECT * FROM jobs INDEXED BY jobs_leases
