@@ -1,38 +1,53 @@
-"""The ``blixard`` command: errors become messages and exit codes, never tracebacks."""
+"""The ``blixard`` command: errors become messages and exit codes, never tracebacks.
+
+Subcommands are imported on first use, so ``blixard worker`` does not pay for the server's
+or the tables' imports (a worker's start-up counts in every job that waits for it).
+"""
 
 from __future__ import annotations
 
+import importlib
 import sys
 
 import click
 
 from blixard import __version__
-from blixard.cli.cluster import stats, workers
-from blixard.cli.jobs import jobs, submit
-from blixard.cli.servers import db, server, up, worker
 from blixard.errors import BlixardError, ClientError
 
 USAGE = 2
 FAILURE = 1
 
+COMMANDS = {
+    "up": "blixard.cli.servers:up",
+    "server": "blixard.cli.servers:server",
+    "worker": "blixard.cli.servers:worker",
+    "submit": "blixard.cli.jobs:submit",
+    "jobs": "blixard.cli.jobs:jobs",
+    "workers": "blixard.cli.cluster:workers",
+    "stats": "blixard.cli.cluster:stats",
+    "db": "blixard.cli.servers:db",
+    "bench": "blixard.cli.bench:bench",
+}
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+
+class LazyGroup(click.Group):
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return list(COMMANDS)
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        target = COMMANDS.get(cmd_name)
+        if target is None:
+            return None
+        module, _, attr = target.partition(":")
+        command = getattr(importlib.import_module(module), attr)
+        assert isinstance(command, click.Command)
+        return command
+
+
+@click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="blixard")
 def cli() -> None:
     """Blixard: a generic distributed job orchestrator."""
-
-
-for command in (up, server, worker, submit, jobs, workers, stats, db):
-    cli.add_command(command)
-
-
-def _bench() -> click.Command:
-    from blixard.cli.bench import bench
-
-    return bench
-
-
-cli.add_command(_bench())
 
 
 def main() -> None:
