@@ -53,7 +53,7 @@ def create_app(control_plane: ControlPlane, *, manage_lifecycle: bool = True) ->
                 "workers_by_status": s.workers_by_status,
                 "oldest_pending_at": iso(s.oldest_pending_at),
                 "reaper": {
-                    "running_here": cp.reaper.running,
+                    "leader": cp.reaper.leader,
                     "runs": cp.reaper.runs,
                     "reaped_total": cp.reaper.reaped_total,
                 },

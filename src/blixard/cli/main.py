@@ -12,7 +12,7 @@ import sys
 import click
 
 from blixard import __version__
-from blixard.errors import BlixardError, ClientError
+from blixard.errors import BlixardError, ClientError, ConfigurationError
 
 USAGE = 2
 FAILURE = 1
@@ -62,6 +62,9 @@ def main() -> None:
     except ClientError as exc:
         click.echo(f"error: {exc.message}", err=True)
         sys.exit(FAILURE)
+    except ConfigurationError as exc:  # a flag or URL that cannot work: bad input
+        click.echo(f"error: {exc.message}", err=True)
+        sys.exit(USAGE)
     except BlixardError as exc:
         click.echo(f"error: {exc.message}", err=True)
         sys.exit(USAGE if 400 <= exc.status_code < 500 else FAILURE)

@@ -11,6 +11,7 @@ import signal
 import subprocess
 import sys
 import time
+from urllib.parse import urlsplit, urlunsplit
 
 import click
 
@@ -157,30 +158,35 @@ def up(
 async def _serve(
     database: str, host: str, port: int, settings: ServerSettings, workers: list[list[str]]
 ) -> None:
-    from blixard.cli.serve import build_server, wait_started  # the API stack: servers only
+    from blixard.cli.serve import serving  # the API stack: servers only
 
-    srv, _plane = build_server(database, host, port, settings)
-    task = asyncio.create_task(srv.serve())
-    await wait_started(srv, task)
-    bound = srv.servers[0].sockets[0].getsockname()[1] if srv.servers else port
-    url = f"http://{host}:{bound}"
-    click.echo(
-        f"Blixard {('server' if not workers else 'up')} on {url}  (API docs: {url}/docs,"
-        f" database: {database})",
-        err=True,
-    )
-    supervisor = _Supervisor(workers, url) if workers else None
-    if supervisor:
-        supervisor.start()
+    async with serving(database, host, port, settings) as (url, task):
+        what = "up" if workers else "server"
         click.echo(
-            f"started {len(workers)} local worker(s); try: blixard submit --wait -- echo hello",
+            f"Blixard {what} on {url}  (API docs: {url}/docs, database: {_redact(database)})",
             err=True,
         )
-    try:
-        await task
-    finally:
+        supervisor = _Supervisor(workers, url) if workers else None
         if supervisor:
-            await supervisor.stop()
+            supervisor.start()
+            click.echo(
+                f"started {len(workers)} local worker(s); try: blixard submit --wait -- echo hello",
+                err=True,
+            )
+        try:
+            await task
+        finally:
+            if supervisor:
+                await supervisor.stop()
+
+
+def _redact(url: str) -> str:
+    """A database URL without its password."""
+    parts = urlsplit(url)
+    if parts.password:
+        netloc = parts.netloc.replace(f":{parts.password}@", ":***@")
+        return urlunsplit(parts._replace(netloc=netloc))
+    return url
 
 
 class _Supervisor:

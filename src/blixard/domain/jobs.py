@@ -92,6 +92,8 @@ class JobSpec:
         if not isinstance(priority, int):
             raise ValidationError("priority", "must be an integer")
         v.check_range("max_attempts", max_attempts, 1, MAX_ATTEMPTS_LIMIT)
+        if not isinstance(max_attempts, int):
+            raise ValidationError("max_attempts", "must be an integer")
         if timeout_s is not None:
             v.check_range("timeout_s", timeout_s, 0.001, MAX_TIMEOUT_S)
         if run_at is not None:

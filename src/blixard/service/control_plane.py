@@ -36,6 +36,7 @@ class ControlPlane:
         if self._started:
             return
         await self.store.open()
+        await self.store.listen(self.work.notify, self.watchers.notify)
         if self._run_reaper:
             await self.reaper.start()
         self._started = True

@@ -37,6 +37,7 @@ class Reaper:
         self._task: asyncio.Task[None] | None = None
         self.reaped_total = 0
         self.runs = 0
+        self.leader = False
 
     async def start(self) -> None:
         if self._task is None:
@@ -53,6 +54,10 @@ class Reaper:
         return self._task is not None and not self._task.done()
 
     async def run_once(self) -> list[Reaped]:
+        """One pass, if this server leads the reaper role (one server at a time does)."""
+        self.leader = await self._store.try_lead("reaper")
+        if not self.leader:
+            return []
         now = self._clock.now()
         reaped: list[Reaped] = []
         while True:

@@ -9,7 +9,7 @@ Decisions (retry or fail, backoff) come from ``domain``; drivers only apply them
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -17,6 +17,9 @@ from blixard.domain.jobs import Attempt, Job, NewJob
 from blixard.domain.reports import Report, ReportKind, ReportResult
 from blixard.domain.states import JobStatus
 from blixard.domain.workers import Worker, WorkerSpec, WorkerStatus
+
+WorkListener = Callable[[], None]
+JobsListener = Callable[[list[str]], None]
 
 
 @dataclass(frozen=True, slots=True)
@@ -158,6 +161,18 @@ class Store(Protocol):
         ...
 
     async def stats(self) -> Stats: ...
+
+    # several servers ---------------------------------------------------------------------
+    async def listen(self, on_work: WorkListener, on_jobs: JobsListener) -> None:
+        """Call ``on_work()`` when work may have become claimable and ``on_jobs(ids)`` when
+        jobs changed, for changes made by other processes (PostgreSQL LISTEN/NOTIFY). A
+        single-process store does nothing: the service already knows its own changes."""
+        ...
+
+    async def try_lead(self, role: str) -> bool:
+        """True while this process holds the singleton ``role`` (the reaper, ...); a role
+        whose holder died is taken over by the next caller."""
+        ...
 
 
 __all__ = [

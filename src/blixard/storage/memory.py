@@ -34,12 +34,14 @@ from blixard.storage.base import (
     Inserted,
     JobPage,
     JobQuery,
+    JobsListener,
     Reaped,
     Report,
     ReportKind,
     ReportResult,
     RunningJob,
     Stats,
+    WorkListener,
 )
 
 SCHEMA_VERSION = 1
@@ -556,6 +558,13 @@ class MemoryStore:
                     lost.append(changed)
             lost.sort(key=lambda r: (r.registered_at, r.spec.id))
             return [self._worker_out(r) for r in lost]
+
+    # One process by definition: nothing to hear from others, every role is ours.
+    async def listen(self, on_work: WorkListener, on_jobs: JobsListener) -> None:
+        return None
+
+    async def try_lead(self, role: str) -> bool:
+        return True
 
     async def stats(self) -> Stats:
         async with self._lock:

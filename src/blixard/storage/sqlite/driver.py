@@ -23,11 +23,13 @@ from blixard.storage.base import (
     Inserted,
     JobPage,
     JobQuery,
+    JobsListener,
     Reaped,
     Report,
     ReportResult,
     RunningJob,
     Stats,
+    WorkListener,
 )
 from blixard.storage.sqlite import rows
 from blixard.storage.sqlite.connection import SqliteConnection
@@ -502,6 +504,13 @@ class SqliteStore:
             workers[status] = count
         oldest = conn.execute(Q["oldest_pending"]).fetchone()
         return Stats(by_status, by_queue, workers, oldest[0] if oldest else None)
+
+    # One server per SQLite file: it sees all its own changes and leads every role.
+    async def listen(self, on_work: WorkListener, on_jobs: JobsListener) -> None:
+        return None
+
+    async def try_lead(self, role: str) -> bool:
+        return True
 
 
 def _fresh_job(job: NewJob) -> Job:
