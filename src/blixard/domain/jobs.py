@@ -6,6 +6,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+import orjson
+
 from blixard.domain import validation as v
 from blixard.domain.retry import DEFAULT_BACKOFF, Backoff
 from blixard.domain.states import JobStatus
@@ -152,6 +154,36 @@ class Job:
     error: dict[str, Any] | None
     created_at: float
     updated_at: float
+
+
+def pending_job(new: NewJob) -> Job:
+    """The job a fresh submission becomes: pending, no attempt yet."""
+    s = new.spec
+    return Job(
+        id=new.id,
+        queue=s.queue,
+        tenant=s.tenant,
+        payload=orjson.loads(s.payload_json),
+        worker_types=s.worker_types,
+        requirements=s.requirements,
+        priority=s.priority,
+        run_at=new.run_at,
+        max_attempts=s.max_attempts,
+        backoff=s.backoff,
+        timeout_s=s.timeout_s,
+        idempotency_key=s.idempotency_key,
+        status=JobStatus.PENDING,
+        attempt=0,
+        claimed_by=None,
+        claimed_at=None,
+        lease_expires_at=None,
+        started_at=None,
+        finished_at=None,
+        result=None,
+        error=None,
+        created_at=new.created_at,
+        updated_at=new.created_at,
+    )
 
 
 @dataclass(frozen=True, slots=True)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from blixard.clock import Clock, SystemClock
+from blixard.service.context import ServiceContext
 from blixard.service.jobs import JobService
 from blixard.service.reaper import Reaper
 from blixard.service.settings import ServerSettings
@@ -25,10 +26,10 @@ class ControlPlane:
         self.clock = clock or SystemClock()
         self.work = Signal()
         self.watchers = JobWatchers()
-        args = (store, self.clock, self.settings, self.work, self.watchers)
-        self.jobs = JobService(*args)
-        self.workers = WorkerService(*args)
-        self.reaper = Reaper(*args)
+        ctx = ServiceContext(store, self.clock, self.settings, self.work, self.watchers)
+        self.jobs = JobService(ctx)
+        self.workers = WorkerService(ctx)
+        self.reaper = Reaper(ctx)
         self._run_reaper = run_reaper
         self._started = False
 

@@ -5,30 +5,14 @@ from __future__ import annotations
 import time
 from collections.abc import Sequence
 
-from blixard.clock import Clock
 from blixard.domain.jobs import Attempt, Job, JobSpec, NewJob
 from blixard.errors import JobNotFound, ValidationError
 from blixard.ids import new_ids
-from blixard.service.settings import ServerSettings
-from blixard.service.signals import JobWatchers, Signal
-from blixard.storage.base import Inserted, JobPage, JobQuery, Store
+from blixard.service.context import UseCases
+from blixard.storage.base import Inserted, JobPage, JobQuery
 
 
-class JobService:
-    def __init__(
-        self,
-        store: Store,
-        clock: Clock,
-        settings: ServerSettings,
-        work: Signal,
-        watchers: JobWatchers,
-    ) -> None:
-        self._store = store
-        self._clock = clock
-        self._settings = settings
-        self._work = work
-        self._watchers = watchers
-
+class JobService(UseCases):
     async def submit(self, specs: Sequence[JobSpec]) -> list[Inserted]:
         if not specs:
             raise ValidationError("jobs", "at least one job is required")

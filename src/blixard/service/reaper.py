@@ -5,35 +5,22 @@ from __future__ import annotations
 import asyncio
 import logging
 
-from blixard.clock import Clock
 from blixard.domain.states import JobStatus
 from blixard.errors import BlixardError
-from blixard.service.settings import ServerSettings
-from blixard.service.signals import JobWatchers, Signal
-from blixard.storage.base import Reaped, Store
+from blixard.service.context import ServiceContext, UseCases
+from blixard.storage.base import Reaped
 
 log = logging.getLogger("blixard.reaper")
 
 
-class Reaper:
+class Reaper(UseCases):
     """Every ``reaper_interval_s``: requeue or fail jobs whose lease expired (worker died,
     lost contact, or the attempt overran its timeout), and mark silent workers offline."""
 
     BATCH = 500
 
-    def __init__(
-        self,
-        store: Store,
-        clock: Clock,
-        settings: ServerSettings,
-        work: Signal,
-        watchers: JobWatchers,
-    ) -> None:
-        self._store = store
-        self._clock = clock
-        self._settings = settings
-        self._work = work
-        self._watchers = watchers
+    def __init__(self, ctx: ServiceContext) -> None:
+        super().__init__(ctx)
         self._task: asyncio.Task[None] | None = None
         self.reaped_total = 0
         self.runs = 0

@@ -6,15 +6,13 @@ import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 
-from blixard.clock import Clock
 from blixard.domain.jobs import Job
 from blixard.domain.reports import Report, ReportResult
 from blixard.domain.states import JobStatus
 from blixard.domain.workers import Worker, WorkerSpec, WorkerStatus
 from blixard.errors import StaleReport, ValidationError, WorkerNotFound
-from blixard.service.settings import ServerSettings
-from blixard.service.signals import JobWatchers, Signal
-from blixard.storage.base import ClaimRequest, RunningJob, Store
+from blixard.service.context import UseCases
+from blixard.storage.base import ClaimRequest, RunningJob
 
 StillWanted = Callable[[], Awaitable[bool]]
 
@@ -30,21 +28,7 @@ class HeartbeatAnswer:
     drain: bool
 
 
-class WorkerService:
-    def __init__(
-        self,
-        store: Store,
-        clock: Clock,
-        settings: ServerSettings,
-        work: Signal,
-        watchers: JobWatchers,
-    ) -> None:
-        self._store = store
-        self._clock = clock
-        self._settings = settings
-        self._work = work
-        self._watchers = watchers
-
+class WorkerService(UseCases):
     async def register(self, spec: WorkerSpec) -> Worker:
         worker = await self._store.register_worker(spec, self._clock.now())
         self._work.notify()

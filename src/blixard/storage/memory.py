@@ -22,7 +22,7 @@ from typing import Any
 import orjson
 
 from blixard.domain import states
-from blixard.domain.jobs import Attempt, Job, NewJob, error_info
+from blixard.domain.jobs import Attempt, Job, NewJob, error_info, pending_job
 from blixard.domain.placement import Capacity, free_capacity, labels_match, type_matches
 from blixard.domain.retry import decide_after_failure
 from blixard.domain.states import JobStatus
@@ -221,31 +221,7 @@ class MemoryStore:
                     staged_keys[pair] = new.id
                 if new.id in self._jobs or new.id in staged:
                     raise StorageError(f"duplicate job id {new.id}", job_id=new.id)
-                staged[new.id] = Job(
-                    id=new.id,
-                    queue=spec.queue,
-                    tenant=spec.tenant,
-                    payload=orjson.loads(spec.payload_json),
-                    worker_types=tuple(spec.worker_types),
-                    requirements=spec.requirements,
-                    priority=spec.priority,
-                    run_at=new.run_at,
-                    max_attempts=spec.max_attempts,
-                    backoff=spec.backoff,
-                    timeout_s=spec.timeout_s,
-                    idempotency_key=spec.idempotency_key,
-                    status=JobStatus.PENDING,
-                    attempt=0,
-                    claimed_by=None,
-                    claimed_at=None,
-                    lease_expires_at=None,
-                    started_at=None,
-                    finished_at=None,
-                    result=None,
-                    error=None,
-                    created_at=new.created_at,
-                    updated_at=new.created_at,
-                )
+                staged[new.id] = pending_job(new)
                 plan.append((new.id, True))
             self._jobs.update(staged)
             for job_id in staged:

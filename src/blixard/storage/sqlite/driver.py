@@ -10,7 +10,7 @@ from typing import Any
 
 import orjson
 
-from blixard.domain.jobs import Attempt, Job, NewJob
+from blixard.domain.jobs import Attempt, Job, NewJob, pending_job
 from blixard.domain.placement import Capacity, free_capacity, labels_match
 from blixard.domain.reports import JobState, WritePlan, plan_expiry, plan_reports
 from blixard.domain.states import CANCEL, RETRY, JobStatus
@@ -107,14 +107,14 @@ class SqliteStore:
             keyed = [j for j in jobs if j.spec.idempotency_key is not None]
             if not keyed:
                 conn.executemany(Q["insert_job"], [rows.new_job_params(j) for j in jobs])
-                return [Inserted(_fresh_job(j), True) for j in jobs]
+                return [Inserted(pending_job(j), True) for j in jobs]
             out: list[Inserted] = []
             seen: dict[tuple[str, str], Job] = {}
             for job in jobs:
                 key = job.spec.idempotency_key
                 if key is None:
                     conn.execute(Q["insert_job"], rows.new_job_params(job))
-                    out.append(Inserted(_fresh_job(job), True))
+                    out.append(Inserted(pending_job(job), True))
                     continue
                 pair = (job.spec.tenant, key)
                 existing = seen.get(pair)
@@ -126,7 +126,7 @@ class SqliteStore:
                     out.append(Inserted(existing, False))
                     continue
                 conn.execute(Q["insert_job"], rows.new_job_params(job))
-                fresh = _fresh_job(job)
+                fresh = pending_job(job)
                 seen[pair] = fresh
                 out.append(Inserted(fresh, True))
             return out
@@ -511,36 +511,6 @@ class SqliteStore:
 
     async def try_lead(self, role: str) -> bool:
         return True
-
-
-def _fresh_job(job: NewJob) -> Job:
-    """The row ``insert_job`` writes, as a Job, without reading it back."""
-    s = job.spec
-    return Job(
-        id=job.id,
-        queue=s.queue,
-        tenant=s.tenant,
-        payload=orjson.loads(s.payload_json),
-        worker_types=s.worker_types,
-        requirements=s.requirements,
-        priority=s.priority,
-        run_at=job.run_at,
-        max_attempts=s.max_attempts,
-        backoff=s.backoff,
-        timeout_s=s.timeout_s,
-        idempotency_key=s.idempotency_key,
-        status=JobStatus.PENDING,
-        attempt=0,
-        claimed_by=None,
-        claimed_at=None,
-        lease_expires_at=None,
-        started_at=None,
-        finished_at=None,
-        result=None,
-        error=None,
-        created_at=job.created_at,
-        updated_at=job.created_at,
-    )
 
 
 def _split_statements(script: str) -> list[str]:
