@@ -347,3 +347,35 @@ def migrate(database: str) -> None:
         click.echo(f"applied migration(s) {', '.join(map(str, applied))}; schema version {version}")
     else:
         click.echo(f"schema is up to date (version {version})")
+
+
+@db.command("copy")
+@option("--from", "source", required=True, help="Database URL to copy from.")
+@option("--to", "target", required=True, help="Database URL to copy into (migrated first).")
+def copy(source: str, target: str) -> None:
+    """Copy every job, attempt and worker to another database (servers stopped)."""
+    from blixard.storage.copy import copy_store
+
+    async def run() -> None:
+        src, dst = store_from_url(source), store_from_url(target)
+        await src.open(migrate=False)
+        try:
+            await dst.open()
+            try:
+                report = await copy_store(
+                    src,
+                    dst,
+                    progress=lambda n: click.echo(f"\r{n} jobs copied", nl=False, err=True),
+                )
+            finally:
+                await dst.close()
+        finally:
+            await src.close()
+        click.echo("", err=True)
+        click.echo(
+            f"copied {report.jobs_created} new job(s) of {report.jobs_read} read, "
+            f"{report.attempts} attempt record(s), {report.workers} worker(s) "
+            f"from {_redact(source)} to {_redact(target)}"
+        )
+
+    loop.run(run())

@@ -162,6 +162,20 @@ class Store(Protocol):
 
     async def stats(self) -> Stats: ...
 
+    # copying a database ------------------------------------------------------------------
+    async def export_jobs(self, after: str | None, limit: int) -> list[Job]:
+        """Up to ``limit`` jobs with id > ``after``, in id order."""
+        ...
+
+    async def export_attempts(self, job_ids: Sequence[str]) -> list[Attempt]: ...
+
+    async def import_records(
+        self, jobs: Sequence[Job], attempts: Sequence[Attempt], workers: Sequence[Worker]
+    ) -> int:
+        """Insert verbatim, in one transaction; a record whose key already exists is left
+        alone, so an interrupted copy can simply run again. The count of new jobs."""
+        ...
+
     # several servers ---------------------------------------------------------------------
     async def listen(self, on_work: WorkListener, on_jobs: JobsListener) -> None:
         """Call ``on_work()`` when work may have become claimable and ``on_jobs(ids)`` when

@@ -535,6 +535,57 @@ class MemoryStore:
             lost.sort(key=lambda r: (r.registered_at, r.spec.id))
             return [self._worker_out(r) for r in lost]
 
+    # copying -----------------------------------------------------------------------------
+    async def export_jobs(self, after: str | None, limit: int) -> list[Job]:
+        async with self._lock:
+            ids = sorted(i for i in self._jobs if after is None or i > after)[:limit]
+            return [self._jobs[i] for i in ids]
+
+    async def export_attempts(self, job_ids: Sequence[str]) -> list[Attempt]:
+        async with self._lock:
+            return [
+                a
+                for i in job_ids
+                for a in sorted(self._attempts.get(i, []), key=lambda a: a.attempt)
+            ]
+
+    async def import_records(
+        self, jobs: Sequence[Job], attempts: Sequence[Attempt], workers: Sequence[Worker]
+    ) -> int:
+        async with self._lock:
+            for w in workers:
+                if w.id not in self._workers:
+                    spec = WorkerSpec(
+                        id=w.id,
+                        worker_type=w.worker_type,
+                        name=w.name,
+                        concurrency=w.concurrency,
+                        resources=w.resources,
+                        labels=w.labels,
+                        capabilities=w.capabilities,
+                        host=w.host,
+                        pid=w.pid,
+                        version=w.version,
+                    )
+                    self._workers[w.id] = _WorkerRow(
+                        spec, w.status, w.registered_at, w.last_seen_at
+                    )
+            created = 0
+            for job in jobs:
+                key = (job.tenant, job.idempotency_key) if job.idempotency_key else None
+                if job.id in self._jobs or (key and key in self._idempotency):
+                    continue
+                self._jobs[job.id] = job
+                self._deadlines[job.id] = None
+                if key:
+                    self._idempotency[key] = job.id
+                created += 1
+            for a in attempts:
+                known = self._attempts.setdefault(a.job_id, [])
+                if all(k.attempt != a.attempt for k in known):
+                    known.append(a)
+            return created
+
     # One process by definition: nothing to hear from others, every role is ours.
     async def listen(self, on_work: WorkListener, on_jobs: JobsListener) -> None:
         return None

@@ -505,6 +505,37 @@ class SqliteStore:
         oldest = conn.execute(Q["oldest_pending"]).fetchone()
         return Stats(by_status, by_queue, workers, oldest[0] if oldest else None)
 
+    # copying -----------------------------------------------------------------------------
+    async def export_jobs(self, after: str | None, limit: int) -> list[Job]:
+        return await self._db.run(self._export_jobs_sync, after, limit)
+
+    def _export_jobs_sync(self, after: str | None, limit: int) -> list[Job]:
+        cursor = self._db.conn.execute(Q["export_jobs"], {"after": after, "limit": limit})
+        return [rows.job_from_row(r) for r in cursor]
+
+    async def export_attempts(self, job_ids: Sequence[str]) -> list[Attempt]:
+        return await self._db.run(self._export_attempts_sync, job_ids)
+
+    def _export_attempts_sync(self, job_ids: Sequence[str]) -> list[Attempt]:
+        cursor = self._db.conn.execute(Q["export_attempts"], (_ids(job_ids),))
+        return [rows.attempt_from_row(r) for r in cursor]
+
+    async def import_records(
+        self, jobs: Sequence[Job], attempts: Sequence[Attempt], workers: Sequence[Worker]
+    ) -> int:
+        return await self._db.run(self._import_sync, jobs, attempts, workers)
+
+    def _import_sync(
+        self, jobs: Sequence[Job], attempts: Sequence[Attempt], workers: Sequence[Worker]
+    ) -> int:
+        with self._db.transaction() as conn:
+            conn.executemany(Q["import_worker"], [rows.full_worker_params(w) for w in workers])
+            before = conn.total_changes
+            conn.executemany(Q["import_job"], [rows.job_params(j) for j in jobs])
+            created = conn.total_changes - before
+            conn.executemany(Q["import_attempt"], [rows.attempt_params(a) for a in attempts])
+            return created
+
     # One server per SQLite file: it sees all its own changes and leads every role.
     async def listen(self, on_work: WorkListener, on_jobs: JobsListener) -> None:
         return None

@@ -192,3 +192,70 @@ def worker_params(spec: WorkerSpec, now: float) -> tuple[Any, ...]:
         now,
         now,
     )
+
+
+def job_params(j: Job) -> tuple[Any, ...]:
+    """Every column of a stored job but the private deadline, for a verbatim copy."""
+    req = j.requirements
+    return (
+        j.id,
+        j.queue,
+        j.tenant,
+        dumps(j.payload),
+        dumps(list(j.worker_types)),
+        req.cpu,
+        req.memory_mb,
+        req.gpu,
+        dumps(dict(req.labels)),
+        j.priority,
+        j.run_at,
+        j.max_attempts,
+        dumps(j.backoff.to_dict()),
+        j.timeout_s,
+        j.idempotency_key,
+        str(j.status),
+        j.attempt,
+        j.claimed_by,
+        j.claimed_at,
+        j.lease_expires_at,
+        j.started_at,
+        j.finished_at,
+        dumps_or_none(j.result),
+        dumps_or_none(j.error),
+        j.created_at,
+        j.updated_at,
+    )
+
+
+def attempt_params(a: Attempt) -> tuple[Any, ...]:
+    return (
+        a.job_id,
+        a.attempt,
+        a.worker_id,
+        a.claimed_at,
+        a.started_at,
+        a.finished_at,
+        a.outcome,
+        dumps_or_none(a.error),
+    )
+
+
+def full_worker_params(w: Worker) -> tuple[Any, ...]:
+    res = w.resources
+    return (
+        w.id,
+        w.worker_type,
+        w.name,
+        w.concurrency,
+        res.cpu,
+        res.memory_mb,
+        res.gpu,
+        dumps(dict(w.labels)),
+        dumps(dict(w.capabilities)),
+        w.host,
+        w.pid,
+        w.version,
+        str(w.status),
+        w.registered_at,
+        w.last_seen_at,
+    )
