@@ -47,11 +47,15 @@ class NotFound(BlixardError):
 
 
 class JobNotFound(NotFound):
+    code = "job_not_found"
+
     def __init__(self, job_id: str) -> None:
         super().__init__(f"job {job_id} not found", job_id=job_id)
 
 
 class WorkerNotFound(NotFound):
+    code = "worker_not_found"
+
     def __init__(self, worker_id: str) -> None:
         super().__init__(f"worker {worker_id} not found", worker_id=worker_id)
 

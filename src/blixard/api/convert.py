@@ -42,7 +42,8 @@ def job_spec(item: JobIn, *, max_payload_bytes: int, prefix: str = "") -> JobSpe
     except ValidationError as exc:
         if not prefix:
             raise
-        raise type(exc)(f"{prefix}{exc.field}", exc.message.split(": ", 1)[-1]) from exc
+        details = {k: v for k, v in exc.details.items() if k != "field"}
+        raise type(exc)(f"{prefix}{exc.field}", exc.message.split(": ", 1)[-1], **details) from exc
 
 
 def worker_spec(item: WorkerIn) -> WorkerSpec:

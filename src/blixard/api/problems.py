@@ -50,7 +50,8 @@ async def _validation_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, RequestValidationError)
     errors = [
         {
-            "field": _field(tuple(e.get("loc", ()))),
+            # A JSON syntax error's location is a character offset, not a field.
+            "field": "body" if e.get("type") == "json_invalid" else _field(tuple(e.get("loc", ()))),
             "message": e.get("msg", ""),
             "type": e.get("type", ""),
         }

@@ -58,8 +58,20 @@ def encode_payload(payload: Any, max_bytes: int = DEFAULT_MAX_PAYLOAD_BYTES) -> 
         raw = orjson.dumps(payload)
     except TypeError as exc:
         raise ValidationError("payload", f"is not JSON-serialisable: {exc}") from exc
+    if b"null" in raw and _has_non_finite(payload):  # orjson writes NaN/Infinity as null
+        raise ValidationError("payload", "NaN and Infinity are not JSON numbers")
     if len(raw) > max_bytes:
         raise PayloadTooLarge(
             "payload", f"is {len(raw)} bytes, the limit is {max_bytes}", limit=max_bytes
         )
     return raw.decode()
+
+
+def _has_non_finite(value: Any) -> bool:
+    if isinstance(value, float):
+        return not math.isfinite(value)
+    if isinstance(value, dict):
+        return any(_has_non_finite(v) for v in value.values())
+    if isinstance(value, list | tuple):
+        return any(_has_non_finite(v) for v in value)
+    return False

@@ -10,7 +10,7 @@ from blixard.domain.jobs import Job
 from blixard.domain.reports import Report, ReportResult
 from blixard.domain.states import JobStatus
 from blixard.domain.workers import Worker, WorkerSpec, WorkerStatus
-from blixard.errors import StaleReport, ValidationError, WorkerNotFound
+from blixard.errors import JobNotFound, StaleReport, ValidationError, WorkerNotFound
 from blixard.service.context import UseCases
 from blixard.storage.base import ClaimRequest, RunningJob
 
@@ -92,6 +92,8 @@ class WorkerService(UseCases):
     async def report_one(self, worker_id: str, report: Report) -> ReportResult:
         """A single report; a stale or duplicate one raises StaleReport (HTTP 409)."""
         (result,) = await self.report(worker_id, [report])
+        if result.status is None:
+            raise JobNotFound(result.job_id)
         if not result.applied:
             raise StaleReport(
                 f"report not applied to job {result.job_id}: {result.reason}",

@@ -33,11 +33,16 @@ def store_from_url(url: str, *, rng: random.Random | None = None) -> Store:
             if not parent.is_dir():
                 raise ConfigurationError(f"the directory of {url!r} does not exist: {parent}")
         return SqliteStore(path, rng=rng)
+    if scheme in ("postgresql", "postgres"):
+        from blixard.storage.postgres import PostgresStore, split_schema
+
+        dsn, schema = split_schema(url)
+        return PostgresStore(dsn, rng=rng, schema=schema)
     if scheme == "memory":
         from blixard.storage.memory import MemoryStore
 
         return MemoryStore(rng=rng)
     raise ConfigurationError(
-        f"unsupported database URL {url!r}: use sqlite:///path.db (PostgreSQL support is "
-        "tracked separately)"
+        f"unsupported database URL {url!r}: use sqlite:///path.db or "
+        "postgresql://user@host:5432/database"
     )
