@@ -239,9 +239,18 @@ CASES = [
         404,
         "worker_not_found",
     ),
-    case("claim-unknown", "POST", "/api/v1/workers/nope/claim", {"limit": 1}, 404, "worker_not_found"),
+    case(
+        "claim-unknown", "POST", "/api/v1/workers/nope/claim", {"limit": 1}, 404, "worker_not_found"
+    ),
     case("drain-unknown", "POST", "/api/v1/workers/nope/drain", None, 404, "worker_not_found"),
-    case("deregister-unknown", "POST", "/api/v1/workers/nope/deregister", None, 404, "worker_not_found"),
+    case(
+        "deregister-unknown",
+        "POST",
+        "/api/v1/workers/nope/deregister",
+        None,
+        404,
+        "worker_not_found",
+    ),
     case("get-worker-unknown", "GET", "/api/v1/workers/nope", None, 404, "worker_not_found"),
     case(
         "claim-limit-zero",
