@@ -43,7 +43,8 @@ def database_option(f: F) -> F:
         "-d",
         default=DEFAULT_DATABASE_URL,
         show_default=True,
-        help="Database URL: sqlite:///path.db (relative) or sqlite:////abs/path.db.",
+        help="Database URL: sqlite:///path.db (relative), sqlite:////abs/path.db, or "
+        "postgresql://user@host:5432/db (optionally ?schema=name).",
     )(f)
 
 

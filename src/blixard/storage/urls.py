@@ -1,4 +1,5 @@
-"""Open a store from a database URL: ``sqlite:///path``, ``memory://``."""
+"""Open a store from a database URL: ``sqlite:///path``, ``postgresql://...`` (optionally
+``?schema=name``), ``memory://``."""
 
 from __future__ import annotations
 
