@@ -10,8 +10,10 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import os
+import secrets
 import socket
 import statistics
 import subprocess
@@ -97,7 +99,46 @@ def run_once(
 ) -> BenchResult:
     port = free_port()
     url = f"http://127.0.0.1:{port}"
-    db = database or f"sqlite:///{workdir / f'bench-{port}.db'}"
+    with fresh_database(database, workdir, port) as db:
+        return _measure(db, url, port, jobs, concurrency, latency_samples, workdir, progress)
+
+
+@contextlib.contextmanager
+def fresh_database(database: str | None, workdir: Path, tag: int) -> Iterator[str]:
+    """A new SQLite file, or a new schema in the given PostgreSQL database (dropped after)."""
+    if database is None or database.startswith("sqlite"):
+        yield database or f"sqlite:///{workdir / f'bench-{tag}.db'}"
+        return
+    schema = f"blixard_bench_{secrets.token_hex(4)}"
+    sep = "&" if "?" in database else "?"
+    try:
+        yield f"{database}{sep}schema={schema}"
+    finally:
+        asyncio.run(_drop_schema(database, schema))
+
+
+async def _drop_schema(database: str, schema: str) -> None:
+    import asyncpg
+
+    from blixard.storage.postgres import split_schema
+
+    conn = await asyncpg.connect(split_schema(database)[0])
+    try:
+        await conn.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
+    finally:
+        await conn.close()
+
+
+def _measure(
+    db: str,
+    url: str,
+    port: int,
+    jobs: int,
+    concurrency: int,
+    latency_samples: int,
+    workdir: Path,
+    progress: Callable[[str, int, int], None],
+) -> BenchResult:
     server_cmd = _blixard("server", "--database", db, "--port", str(port), "--log-level", "warning")
     worker_cmd = _blixard(
         "worker",
@@ -209,3 +250,76 @@ def run(
 
 def machine() -> str:
     return f"{os.cpu_count()} cores, Python {sys.version.split()[0]}"
+
+
+@dataclass(frozen=True, slots=True)
+class ClaimScaling:
+    backlog: int
+    claim_p50_ms: float
+    claim_p99_ms: float
+
+
+async def _claim_latency(
+    database: str, backlog: int, samples: int, progress: Callable[[str, int, int], None]
+) -> ClaimScaling:
+    """Claim (and complete) one job at a time from a backlog of ``backlog`` pending jobs,
+    straight through the store: the cost of the claim query itself as the queue grows."""
+    from blixard.domain.jobs import JobSpec, NewJob
+    from blixard.domain.reports import Report, ReportKind
+    from blixard.domain.workers import Resources, WorkerSpec
+    from blixard.ids import new_ids
+    from blixard.storage.base import ClaimRequest
+    from blixard.storage.urls import store_from_url
+
+    store = store_from_url(database)
+    await store.open()
+    try:
+        now = time.time()
+        spec = JobSpec.build({}, worker_types=["mock"], max_attempts=1)
+        done, batch = 0, 5000
+        while done < backlog + samples:
+            n = min(batch, backlog + samples - done)
+            await store.insert_jobs([NewJob(i, spec, now, now) for i in new_ids(n)])
+            done += n
+            progress(f"fill {backlog:,}", done, backlog + samples)
+        worker = WorkerSpec(
+            id="bench",
+            worker_type="mock",
+            name="bench",
+            concurrency=1,
+            resources=Resources(cpu=1, memory_mb=1024),
+        )
+        await store.register_worker(worker, now)
+        request = ClaimRequest("bench", 1, 60.0)
+        timings = []
+        for i in range(samples):
+            t0 = time.perf_counter()
+            (job,) = await store.claim_jobs(request, time.time())
+            timings.append((time.perf_counter() - t0) * 1000)
+            await store.apply_reports(
+                "bench", [Report(job.id, job.attempt, ReportKind.COMPLETED)], time.time()
+            )
+            progress(f"claims {backlog:,}", i + 1, samples)
+    finally:
+        await store.close()
+    timings.sort()
+    return ClaimScaling(
+        backlog,
+        statistics.median(timings),
+        timings[min(len(timings) - 1, int(len(timings) * 0.99))],
+    )
+
+
+def claim_scaling(
+    *,
+    database: str | None,
+    backlogs: list[int],
+    samples: int,
+    progress: Callable[[str, int, int], None] = lambda *a: None,
+) -> list[ClaimScaling]:
+    out = []
+    with tempfile.TemporaryDirectory(prefix="blixard-bench-") as tmp:
+        for backlog in backlogs:
+            with fresh_database(database, Path(tmp), backlog) as db:
+                out.append(asyncio.run(_claim_latency(db, backlog, samples, progress)))
+    return out

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import click
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskID, TextColumn
 from rich.table import Table
 
 from blixard import benchmark
@@ -33,6 +35,10 @@ from blixard.cli.options import json_option, option
     show_default=True,
     help="Runs; the medians are reported.",
 )
+@option(
+    "--claim-backlogs",
+    help="Instead: claim latency with these backlogs of pending jobs, e.g. 1000,1000000.",
+)
 @json_option
 def bench(
     database: str | None,
@@ -40,9 +46,13 @@ def bench(
     concurrency: int,
     latency_samples: int,
     repeat: int,
+    claim_backlogs: str | None,
     as_json: bool,
 ) -> None:
     """Bulk-submit no-op jobs, run them with one worker process, print the figures."""
+    if claim_backlogs:
+        _claim_scaling(database, claim_backlogs, latency_samples, as_json)
+        return
     with Progress(
         TextColumn("{task.description:>8}"),
         BarColumn(),
@@ -100,3 +110,52 @@ def bench(
             label, *(fmt.format(getattr(r, key)) for r in runs), fmt.format(getattr(median, key))
         )
     output.console.print(table)
+
+
+def _claim_scaling(database: str | None, backlogs: str, samples: int, as_json: bool) -> None:
+    try:
+        sizes = [int(x.replace("_", "")) for x in backlogs.split(",") if x.strip()]
+    except ValueError as exc:
+        raise click.BadParameter(
+            "a comma-separated list of numbers", param_hint="--claim-backlogs"
+        ) from exc
+    with Progress(
+        TextColumn("{task.description:>16}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        console=output.err,
+        transient=True,
+        disable=as_json,
+    ) as bar:
+        tasks: dict[str, TaskID] = {}
+
+        def progress(stage: str, done: int, total: int) -> None:
+            if stage not in tasks:
+                tasks[stage] = bar.add_task(stage, total=total)
+            bar.update(tasks[stage], completed=done)
+
+        results = benchmark.claim_scaling(
+            database=database, backlogs=sizes, samples=samples, progress=progress
+        )
+    if as_json:
+        output.print_json(
+            {
+                "machine": benchmark.machine(),
+                "claim_scaling": [dataclasses.asdict(r) for r in results],
+            }
+        )
+        return
+    table = Table(
+        title=f"claim latency by backlog ({database or 'sqlite'}, {benchmark.machine()})",
+        box=None,
+        header_style="bold",
+        title_justify="left",
+    )
+    for col in ("pending jobs", "claim p50 (ms)", "claim p99 (ms)"):
+        table.add_column(col, justify="right")
+    for r in results:
+        table.add_row(f"{r.backlog:,}", f"{r.claim_p50_ms:.2f}", f"{r.claim_p99_ms:.2f}")
+    output.console.print(table)
+    if len(results) > 1:
+        ratio = results[-1].claim_p50_ms / results[0].claim_p50_ms
+        output.console.print(f"p50 ratio, largest to smallest backlog: {ratio:.2f}x")

@@ -11,7 +11,6 @@ import signal
 import subprocess
 import sys
 import time
-from urllib.parse import urlsplit, urlunsplit
 
 import click
 
@@ -21,7 +20,7 @@ from blixard.cli import loop
 from blixard.cli.options import F, database_option, option, parse_pairs
 from blixard.domain.workers import Resources
 from blixard.service.settings import ServerSettings
-from blixard.storage.urls import store_from_url
+from blixard.storage.urls import redact, store_from_url
 
 log = logging.getLogger("blixard")
 
@@ -163,7 +162,7 @@ async def _serve(
     async with serving(database, host, port, settings) as (url, task):
         what = "up" if workers else "server"
         click.echo(
-            f"Blixard {what} on {url}  (API docs: {url}/docs, database: {_redact(database)})",
+            f"Blixard {what} on {url}  (API docs: {url}/docs, database: {redact(database)})",
             err=True,
         )
         supervisor = _Supervisor(workers, url) if workers else None
@@ -178,15 +177,6 @@ async def _serve(
         finally:
             if supervisor:
                 await supervisor.stop()
-
-
-def _redact(url: str) -> str:
-    """A database URL without its password."""
-    parts = urlsplit(url)
-    if parts.password:
-        netloc = parts.netloc.replace(f":{parts.password}@", ":***@")
-        return urlunsplit(parts._replace(netloc=netloc))
-    return url
 
 
 class _Supervisor:
@@ -375,7 +365,7 @@ def copy(source: str, target: str) -> None:
         click.echo(
             f"copied {report.jobs_created} new job(s) of {report.jobs_read} read, "
             f"{report.attempts} attempt record(s), {report.workers} worker(s) "
-            f"from {_redact(source)} to {_redact(target)}"
+            f"from {redact(source)} to {redact(target)}"
         )
 
     loop.run(run())

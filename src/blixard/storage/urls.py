@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import random
 from pathlib import Path
-from urllib.parse import urlparse
+from urllib.parse import parse_qsl, urlencode, urlparse, urlsplit
 
 from blixard.errors import ConfigurationError
 from blixard.storage.base import Store
@@ -47,3 +47,19 @@ def store_from_url(url: str, *, rng: random.Random | None = None) -> Store:
         f"unsupported database URL {url!r}: use sqlite:///path.db or "
         "postgresql://user@host:5432/database"
     )
+
+
+def redact(url: str) -> str:
+    """The URL with its password (in the authority or a ``password=`` parameter) as ***."""
+    try:
+        parts = urlsplit(url)
+        if parts.password is not None:
+            host = parts.netloc.rsplit("@", 1)[-1]
+            parts = parts._replace(netloc=f"{parts.username or ''}:***@{host}")
+        query = parse_qsl(parts.query, keep_blank_values=True)
+        if any(key == "password" for key, _ in query):
+            masked = [(k, "***" if k == "password" else v) for k, v in query]
+            parts = parts._replace(query=urlencode(masked, safe="*"))
+        return parts.geturl()
+    except ValueError:
+        return "(unparsable URL)"

@@ -57,6 +57,7 @@ from blixard.storage.postgres.listener import (
     Leadership,
     Listener,
 )
+from blixard.storage.urls import redact
 
 PACKAGE = "blixard.storage.postgres"
 Q = sqlfiles.queries(PACKAGE)
@@ -124,22 +125,6 @@ def split_schema(url: str) -> tuple[str, str | None]:
         )
     rest = urlencode([(key, value) for key, value in query if key != "schema"])
     return urlunsplit(parts._replace(query=rest)), schemas[0]
-
-
-def redact(url: str) -> str:
-    """The URL with its password (in the authority or a ``password=`` parameter) as ***."""
-    try:
-        parts = urlsplit(url)
-        if parts.password is not None:
-            host = parts.netloc.rsplit("@", 1)[-1]
-            parts = parts._replace(netloc=f"{parts.username or ''}:***@{host}")
-        query = parse_qsl(parts.query, keep_blank_values=True)
-        if any(key == "password" for key, _ in query):
-            masked = [(k, "***" if k == "password" else v) for k, v in query]
-            parts = parts._replace(query=urlencode(masked, safe="*"))
-        return parts.geturl()
-    except ValueError:
-        return "postgresql://(unparsable URL)"
 
 
 def _reason(exc: BaseException) -> str:
