@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import logging
 import random
 import time
 from collections.abc import AsyncIterator, Sequence
@@ -66,6 +67,9 @@ Conn: TypeAlias = "PoolConnectionProxy[asyncpg.Record]"
 
 # SQLSTATE raised by blixard_claim for an unknown worker.
 WORKER_NOT_FOUND = "BX404"
+ANALYZE_AFTER_BULK = 1000  # a submit of this many jobs refreshes the planner's statistics
+ANALYZE_INTERVAL_S = 60.0
+log = logging.getLogger("blixard.storage.postgres")
 # NOTIFY payloads must stay under 8000 bytes.
 NOTIFY_PAYLOAD_MAX = 7900
 # Client-side data jsonb/text cannot hold (U+0000): the caller's input, not the database.
@@ -209,6 +213,8 @@ class PostgresStore:
         self._max_size = max(max_size, min_size, 1)
         self._connect_timeout_s = connect_timeout_s
         self._pool: asyncpg.Pool[asyncpg.Record] | None = None
+        self._analyze_task: asyncio.Task[None] | None = None
+        self._analyzed_at = 0.0
         self._listener = Listener(self._connect_dedicated)
         self._leadership = Leadership(
             self._connect_dedicated, lambda role: stable_key("lead", schema or "", role)
@@ -304,6 +310,9 @@ class PostgresStore:
                 raise
 
     async def close(self) -> None:
+        if self._analyze_task is not None:
+            self._analyze_task.cancel()
+            await asyncio.gather(self._analyze_task, return_exceptions=True)
         await self._listener.close()
         await self._leadership.close()
         pool, self._pool = self._pool, None
@@ -312,6 +321,25 @@ class PostgresStore:
                 await asyncio.wait_for(pool.close(), 10.0)
             except _DRIVER_ERRORS:
                 pool.terminate()
+
+    def _analyze_soon(self) -> None:
+        """Refresh the jobs table's statistics in the background after a big submit, at most
+        once a minute: until autovacuum gets to it, the planner would think the burst of
+        pending jobs is not there."""
+        now = time.monotonic()
+        if now - self._analyzed_at < ANALYZE_INTERVAL_S:
+            return
+        if self._analyze_task is not None and not self._analyze_task.done():
+            return
+        self._analyzed_at = now
+        self._analyze_task = asyncio.create_task(self._analyze())
+
+    async def _analyze(self) -> None:
+        try:
+            async with self._require_pool().acquire() as conn:
+                await conn.execute(Q["analyze_jobs"])
+        except _DRIVER_ERRORS as exc:  # statistics are an optimisation: never fail for them
+            log.warning("ANALYZE jobs failed: %s", exc)
 
     async def migrate(self) -> list[int]:
         known = sqlfiles.migrations(PACKAGE)
@@ -388,6 +416,8 @@ class PostgresStore:
                 notices = _Notices()
                 notices.work = True
                 await notices.send(conn)
+        if len(created) >= ANALYZE_AFTER_BULK:
+            self._analyze_soon()
         out: list[Inserted] = []
         fresh: dict[str, Job] = {}
         for job in jobs:

@@ -159,3 +159,7 @@ SELECT queue, status, count(*)::integer FROM jobs GROUP BY queue, status;
 
 -- name: oldest_pending
 SELECT created_at FROM jobs WHERE status = 'pending' ORDER BY id LIMIT 1;
+
+-- Statistics after a burst of submits (see PostgresStore._analyze_soon).
+-- name: analyze_jobs
+ANALYZE jobs;
