@@ -93,6 +93,12 @@ class ConfigurationError(BlixardError):
     code = "configuration"
 
 
+class ListenError(BlixardError):
+    """The server cannot listen on its address (taken, or not this machine's)."""
+
+    code = "cannot_listen"
+
+
 class BackendError(BlixardError):
     """An execution backend is missing, unhealthy or misconfigured."""
 

@@ -159,7 +159,12 @@ class Agent:
         while self.running:
             tasks = [r.task for r in self.running.values()]
             await asyncio.gather(*tasks, return_exceptions=True)
-        await self.reporter.flush(self.settings.shutdown_grace_s if self._stopping else None)
+        # Reports must reach the server; wait for it, unless a second signal says stop now.
+        while not await self.reporter.flush(0.5):
+            if self._stopping:
+                if not await self.reporter.flush(self.settings.shutdown_grace_s):
+                    log.error("%d report(s) undelivered at exit", self.reporter.pending)
+                break
 
     async def _shutdown(self) -> None:
         for task in (self._claim_task, self._heartbeat_task):
@@ -207,7 +212,7 @@ class Agent:
             except asyncio.CancelledError:
                 self.reporter.give_back(reports)  # drained while waiting: send them separately
                 raise
-            self.reporter.note_results(answer["results"])
+            self.reporter.settle(reports, answer["results"])
             jobs = answer["jobs"]
             for raw in jobs:
                 self._start(raw)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import dataclasses
 import logging
 import os
@@ -157,8 +156,12 @@ def up(
 async def _serve(
     database: str, host: str, port: int, settings: ServerSettings, workers: list[list[str]]
 ) -> None:
+    """Until SIGTERM/SIGINT: then local workers drain first, then the API and the store."""
     from blixard.cli.serve import serving  # the API stack: servers only
 
+    stop = asyncio.Event()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        asyncio.get_running_loop().add_signal_handler(sig, stop.set)
     async with serving(database, host, port, settings) as (url, task):
         what = "up" if workers else "server"
         click.echo(
@@ -172,11 +175,12 @@ async def _serve(
                 f"started {len(workers)} local worker(s); try: blixard submit --wait -- echo hello",
                 err=True,
             )
-        try:
-            await task
-        finally:
-            if supervisor:
-                await supervisor.stop()
+        stopping = asyncio.ensure_future(stop.wait())
+        await asyncio.wait([task, stopping], return_when=asyncio.FIRST_COMPLETED)
+        stopping.cancel()
+        click.echo("stopping", err=True)
+        if supervisor:
+            await supervisor.stop()
 
 
 class _Supervisor:
@@ -207,21 +211,24 @@ class _Supervisor:
                     )
                     self._spawn(i)
 
-    async def stop(self) -> None:
+    async def stop(self, grace_s: float = 30.0) -> None:
+        """SIGTERM every worker (they drain, reporting to the still-running server), wait
+        without blocking the loop, then SIGKILL what is left."""
         if self._task:
             self._task.cancel()
             await asyncio.gather(self._task, return_exceptions=True)
-        for proc in self._procs:
-            if proc is not None and proc.poll() is None:
-                proc.send_signal(signal.SIGTERM)
-        deadline = time.monotonic() + 30
-        for proc in self._procs:
-            if proc is None:
-                continue
-            with contextlib.suppress(subprocess.TimeoutExpired):
-                proc.wait(timeout=max(0.1, deadline - time.monotonic()))
+        procs = [p for p in self._procs if p is not None]
+        for proc in procs:
             if proc.poll() is None:
+                proc.send_signal(signal.SIGTERM)
+        deadline = time.monotonic() + grace_s
+        while any(p.poll() is None for p in procs) and time.monotonic() < deadline:  # noqa: ASYNC110 - polling child processes
+            await asyncio.sleep(0.05)
+        for proc in procs:
+            if proc.poll() is None:
+                log.warning("local worker %d did not drain in %.0fs; killing it", proc.pid, grace_s)
                 proc.kill()
+                proc.wait()
 
 
 @click.command()

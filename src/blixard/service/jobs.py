@@ -70,7 +70,7 @@ class JobService(UseCases):
                 epoch = signal.epoch
                 job = await self.get(job_id)
                 remaining = deadline - time.monotonic()
-                if job.status.terminal or remaining <= 0:
+                if job.status.terminal or remaining <= 0 or self._work.closed:
                     return job
                 await signal.wait(epoch, min(remaining, self._settings.poll_backstop_s))
         finally:

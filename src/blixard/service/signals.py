@@ -18,6 +18,12 @@ class Signal:
     def __init__(self) -> None:
         self._epoch = 0
         self._waiter: asyncio.Future[None] | None = None
+        self.closed = False
+
+    def close(self) -> None:
+        """The server is shutting down: every waiter returns now, and keeps returning."""
+        self.closed = True
+        self.notify()
 
     @property
     def epoch(self) -> int:
@@ -31,7 +37,7 @@ class Signal:
 
     async def wait(self, epoch: int, within_s: float) -> bool:
         """True when notified, False on timeout."""
-        if self._epoch != epoch:
+        if self._epoch != epoch or self.closed:
             return True
         if within_s <= 0:
             return False

@@ -65,7 +65,7 @@ class WorkerService(UseCases):
             epoch = self._work.epoch
             jobs = await self._store.claim_jobs(request, self._clock.now())
             remaining = deadline - time.monotonic()
-            if jobs or remaining <= 0:
+            if jobs or remaining <= 0 or self._work.closed:
                 return jobs
             sleep = min(remaining, self._settings.poll_backstop_s)
             next_due = await self._store.next_due_at()

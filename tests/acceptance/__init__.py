@@ -1,0 +1,1 @@
+"""Acceptance tests: real ``blixard`` processes over real HTTP (see ``tests/support``)."""

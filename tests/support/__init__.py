@@ -1,0 +1,1 @@
+"""Helpers shared by tests: real ``blixard`` processes (see ``processes``)."""
