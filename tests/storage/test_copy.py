@@ -11,7 +11,7 @@ from blixard.clock import ManualClock
 from blixard.domain.jobs import NewJob
 from blixard.ids import new_id
 from blixard.storage.base import Store
-from blixard.storage.copy import copy_store
+from blixard.storage.copying import copy_store
 from blixard.storage.sqlite import SqliteStore
 
 

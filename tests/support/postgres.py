@@ -4,10 +4,15 @@ The server is the one at ``$BLIXARD_TEST_POSTGRES_URL`` (default
 ``postgresql://postgres@127.0.0.1:5432/test``). When it cannot be reached the test fails (it
 is never skipped) with how to start it.
 
-    from support.postgres import pg_schema_url, start_pg_server  # noqa: F401 (the fixture)
+    from support.postgres import pg_schema_url, start_pg_server
 
-    def test_x(procs: ProcessGroup, pg_schema_url: str) -> None:
+    __all__ = ["pg_schema_url"]  # the fixture, imported for pytest
+
+    def test_x(pg_schema_url: str, procs: ProcessGroup) -> None:
         server = start_pg_server(procs, pg_schema_url, name="server-a")
+
+Ask for ``pg_schema_url`` before ``procs``: pytest then stops the processes before it drops
+the schema.
 
 ``pg_schema_url`` is ``<server URL>?schema=blixard_acc_<random>&application_name=<same>``:
 every Blixard process on it works in that schema (created when the first one starts) and

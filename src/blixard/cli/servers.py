@@ -351,7 +351,7 @@ def migrate(database: str) -> None:
 @option("--to", "target", required=True, help="Database URL to copy into (migrated first).")
 def copy(source: str, target: str) -> None:
     """Copy every job, attempt and worker to another database (servers stopped)."""
-    from blixard.storage.copy import copy_store
+    from blixard.storage.copying import copy_store
 
     async def run() -> None:
         src, dst = store_from_url(source), store_from_url(target)

@@ -53,6 +53,9 @@ def redact(url: str) -> str:
     """The URL with its password (in the authority or a ``password=`` parameter) as ***."""
     try:
         parts = urlsplit(url)
+        query = parse_qsl(parts.query, keep_blank_values=True)
+        if parts.password is None and not any(key == "password" for key, _ in query):
+            return url  # nothing to hide; geturl() would also mangle sqlite:/// paths
         if parts.password is not None:
             host = parts.netloc.rsplit("@", 1)[-1]
             parts = parts._replace(netloc=f"{parts.username or ''}:***@{host}")
