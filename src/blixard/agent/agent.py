@@ -62,7 +62,8 @@ class Agent:
         self._draining = asyncio.Event()
         self._stopping = False
         self._slot_freed = asyncio.Event()
-        self._claim_task: asyncio.Task[None] | None = None
+        self._claim_tasks: list[asyncio.Task[None]] = []
+        self._reserved = 0
         self._heartbeat_task: asyncio.Task[None] | None = None
         self._signals = 0
         self._capabilities: dict[str, Any] = {}
@@ -113,7 +114,11 @@ class Agent:
             self._install_signal_handlers()
         self.reporter.start()
         self._heartbeat_task = asyncio.create_task(self._heartbeat_loop(), name="heartbeat")
-        self._claim_task = asyncio.create_task(self._claim_loop(), name="claim")
+        streams = max(1, min(self.settings.claim_streams, self.settings.concurrency))
+        share = -(-self.settings.concurrency // streams)
+        self._claim_tasks = [
+            asyncio.create_task(self._claim_loop(share), name=f"claim-{i}") for i in range(streams)
+        ]
         try:
             await self._draining.wait()
             await self._finish()
@@ -126,8 +131,8 @@ class Agent:
         if not self._draining.is_set():
             log.info("draining: %d running job(s) will finish", len(self.running))
             self._draining.set()
-            if self._claim_task is not None:
-                self._claim_task.cancel()
+            for task in self._claim_tasks:
+                task.cancel()
 
     def stop_now(self) -> None:
         """Cancel running jobs, report them failed (retryable), then exit."""
@@ -167,13 +172,10 @@ class Agent:
                 break
 
     async def _shutdown(self) -> None:
-        for task in (self._claim_task, self._heartbeat_task):
-            if task is not None:
-                task.cancel()
-        await asyncio.gather(
-            *(t for t in (self._claim_task, self._heartbeat_task) if t is not None),
-            return_exceptions=True,
-        )
+        tasks = [*self._claim_tasks, *([self._heartbeat_task] if self._heartbeat_task else [])]
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
         await self.reporter.stop()
         with contextlib.suppress(BlixardError):
             await asyncio.wait_for(self.transport.once(Calls.deregister(self.worker_id)), 5)
@@ -187,18 +189,23 @@ class Agent:
         )
 
     # loops -----------------------------------------------------------------------------
-    async def _claim_loop(self) -> None:
+    async def _claim_loop(self, share: int) -> None:
+        """One claim stream. Several streams keep a request in flight while another one's
+        database work runs, each asking for at most ``share`` of the slots; slots asked
+        for by a request in flight are reserved, so the streams never over-claim."""
         while not self._draining.is_set():
-            free = self.settings.concurrency - len(self.running)
+            free = self.settings.concurrency - len(self.running) - self._reserved
             if free <= 0:
                 self._slot_freed.clear()
                 await self._slot_freed.wait()
                 continue
+            limit = min(free, share)
             # Final reports ride on the claim: one round trip frees the slots and fills them.
             reports = self.reporter.take_finals()
+            self._reserved += limit
             try:
                 answer = await self.transport.call(
-                    Calls.claim(self.worker_id, free, self.settings.claim_wait_s, reports)
+                    Calls.claim(self.worker_id, limit, self.settings.claim_wait_s, reports)
                 )
             except WorkerNotFound:
                 self.reporter.give_back(reports)
@@ -212,10 +219,13 @@ class Agent:
             except asyncio.CancelledError:
                 self.reporter.give_back(reports)  # drained while waiting: send them separately
                 raise
+            finally:
+                self._reserved -= limit
             self.reporter.settle(reports, answer["results"])
             jobs = answer["jobs"]
             for raw in jobs:
                 self._start(raw)
+            self._slot_freed.set()  # unclaimed reserved slots are free again
             if jobs:
                 await asyncio.sleep(0)  # let the jobs start before the next claim goes out
 

@@ -34,6 +34,8 @@ class AgentSettings:
     backend_options: Mapping[str, str] = field(default_factory=dict)
     name: str = field(default_factory=lambda: f"{socket.gethostname()}-{os.getpid()}")
     claim_wait_s: float = 30.0
+    claim_streams: int = 2
+    """Claim requests kept in flight at once (each for its share of the slots)."""
     work_root: str = field(default_factory=tempfile.gettempdir)
     shutdown_grace_s: float = 10.0
     """After a second signal: how long to wait for cancelled jobs' reports to go out."""

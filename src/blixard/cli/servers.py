@@ -269,6 +269,13 @@ class _Supervisor:
     help="Long-poll seconds per claim.",
 )
 @option(
+    "--claim-streams",
+    type=click.IntRange(1, 16),
+    default=2,
+    show_default=True,
+    help="Claim requests in flight at once, each for its share of the slots.",
+)
+@option(
     "--log-level",
     type=click.Choice(["debug", "info", "warning", "error"]),
     default="info",
@@ -286,6 +293,7 @@ def worker(
     gpus: int,
     name: str | None,
     claim_wait: float,
+    claim_streams: int,
     log_level: str,
 ) -> None:
     """Run a worker agent: claim jobs that fit, run them, report."""
@@ -305,6 +313,7 @@ def worker(
         labels=parse_pairs(labels, "--label"),
         backend_options=parse_pairs(backend_options, "--backend-option"),
         claim_wait_s=claim_wait,
+        claim_streams=claim_streams,
     )
     if name:
         settings = dataclasses.replace(settings, name=name)
