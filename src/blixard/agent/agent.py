@@ -64,6 +64,7 @@ class Agent:
         self._slot_freed = asyncio.Event()
         self._claim_tasks: list[asyncio.Task[None]] = []
         self._reserved = 0
+        self._work_seen = asyncio.Event()
         self._heartbeat_task: asyncio.Task[None] | None = None
         self._signals = 0
         self._capabilities: dict[str, Any] = {}
@@ -117,7 +118,8 @@ class Agent:
         streams = max(1, min(self.settings.claim_streams, self.settings.concurrency))
         share = -(-self.settings.concurrency // streams)
         self._claim_tasks = [
-            asyncio.create_task(self._claim_loop(share), name=f"claim-{i}") for i in range(streams)
+            asyncio.create_task(self._claim_loop(share, primary=i == 0), name=f"claim-{i}")
+            for i in range(streams)
         ]
         try:
             await self._draining.wait()
@@ -189,10 +191,13 @@ class Agent:
         )
 
     # loops -----------------------------------------------------------------------------
-    async def _claim_loop(self, share: int) -> None:
+    async def _claim_loop(self, share: int, *, primary: bool) -> None:
         """One claim stream. Several streams keep a request in flight while another one's
         database work runs, each asking for at most ``share`` of the slots; slots asked
-        for by a request in flight are reserved, so the streams never over-claim."""
+        for by a request in flight are reserved, so the streams never over-claim. Only the
+        primary stream long-polls: an idle worker has one claim waiting on the server, and
+        the others wake when a claim brings work (the worker is busy, pipelining pays)."""
+        wait_s = self.settings.claim_wait_s if primary else 0.0
         while not self._draining.is_set():
             free = self.settings.concurrency - len(self.running) - self._reserved
             if free <= 0:
@@ -205,7 +210,7 @@ class Agent:
             self._reserved += limit
             try:
                 answer = await self.transport.call(
-                    Calls.claim(self.worker_id, limit, self.settings.claim_wait_s, reports)
+                    Calls.claim(self.worker_id, limit, wait_s, reports)
                 )
             except WorkerNotFound:
                 self.reporter.give_back(reports)
@@ -226,6 +231,11 @@ class Agent:
             for raw in jobs:
                 self._start(raw)
             self._slot_freed.set()  # unclaimed reserved slots are free again
+            if jobs:
+                self._work_seen.set()
+            elif not primary:
+                self._work_seen.clear()
+                await self._work_seen.wait()
             if jobs:
                 await asyncio.sleep(0)  # let the jobs start before the next claim goes out
 

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
+from collections.abc import Callable, Iterator
 
 import click
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskID, TextColumn
@@ -11,6 +13,29 @@ from rich.table import Table
 from blixard import benchmark
 from blixard.cli import output
 from blixard.cli.options import json_option, option
+
+
+@contextlib.contextmanager
+def stage_progress(*, quiet: bool) -> Iterator[Callable[[str, int, int], None]]:
+    """A progress bar per stage on stderr; ``progress(stage, done, total)`` drives it."""
+    with Progress(
+        TextColumn("{task.description:>16}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        console=output.err,
+        transient=True,
+        disable=quiet,
+    ) as bar:
+        tasks: dict[str, TaskID] = {}
+
+        def progress(stage: str, done: int, total: int) -> None:
+            if stage not in tasks:
+                tasks[stage] = bar.add_task(stage, total=total)
+            bar.update(tasks[stage], completed=done)
+            if done >= total:
+                bar.remove_task(tasks.pop(stage))
+
+        yield progress
 
 
 @click.command()
@@ -53,23 +78,7 @@ def bench(
     if claim_backlogs:
         _claim_scaling(database, claim_backlogs, latency_samples, as_json)
         return
-    with Progress(
-        TextColumn("{task.description:>8}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        console=output.err,
-        transient=True,
-        disable=as_json,
-    ) as bar:
-        tasks: dict[str, object] = {}
-
-        def progress(stage: str, done: int, total: int) -> None:
-            if stage not in tasks:
-                tasks[stage] = bar.add_task(stage, total=total)
-            bar.update(tasks[stage], completed=done)  # type: ignore[arg-type]
-            if done >= total:
-                bar.remove_task(tasks.pop(stage))  # type: ignore[arg-type]
-
+    with stage_progress(quiet=as_json) as progress:
         runs, median = benchmark.run(
             database=database,
             jobs=jobs,
@@ -119,21 +128,7 @@ def _claim_scaling(database: str | None, backlogs: str, samples: int, as_json: b
         raise click.BadParameter(
             "a comma-separated list of numbers", param_hint="--claim-backlogs"
         ) from exc
-    with Progress(
-        TextColumn("{task.description:>16}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        console=output.err,
-        transient=True,
-        disable=as_json,
-    ) as bar:
-        tasks: dict[str, TaskID] = {}
-
-        def progress(stage: str, done: int, total: int) -> None:
-            if stage not in tasks:
-                tasks[stage] = bar.add_task(stage, total=total)
-            bar.update(tasks[stage], completed=done)
-
+    with stage_progress(quiet=as_json) as progress:
         results = benchmark.claim_scaling(
             database=database, backlogs=sizes, samples=samples, progress=progress
         )
