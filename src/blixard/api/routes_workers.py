@@ -95,7 +95,7 @@ async def claim(worker_id: str, body: ClaimIn, request: Request) -> Response:
     return FastJSONResponse(
         {
             "jobs": [serialize.assignment_dict(j) for j in jobs],
-            "results": [_result(r) for r in results],
+            "results": [serialize.report_result_dict(r) for r in results],
         }
     )
 
@@ -110,7 +110,7 @@ async def reports(worker_id: str, body: ReportsIn, request: Request) -> Response
     results = await plane(request).workers.report(
         worker_id, [convert.report(r.job_id, r) for r in body.reports]
     )
-    return FastJSONResponse({"results": [_result(r) for r in results]})
+    return FastJSONResponse({"results": [serialize.report_result_dict(r) for r in results]})
 
 
 @router.post(
@@ -122,7 +122,7 @@ async def reports(worker_id: str, body: ReportsIn, request: Request) -> Response
 async def report_one(job_id: str, body: WorkerReportIn, request: Request) -> Response:
     item = convert.report(job_id, body)
     result = await plane(request).workers.report_one(body.worker_id, item)
-    return FastJSONResponse(_result(result))
+    return FastJSONResponse(serialize.report_result_dict(result))
 
 
 @router.post(
@@ -144,15 +144,3 @@ async def drain(worker_id: str, request: Request) -> Response:
 async def deregister(worker_id: str, request: Request) -> Response:
     worker = await plane(request).workers.deregister(worker_id)
     return FastJSONResponse(serialize.worker_dict(worker))
-
-
-def _result(r: object) -> dict[str, object]:
-    from blixard.domain.reports import ReportResult
-
-    assert isinstance(r, ReportResult)
-    return {
-        "job_id": r.job_id,
-        "applied": r.applied,
-        "status": None if r.status is None else str(r.status),
-        "reason": r.reason,
-    }

@@ -6,6 +6,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from blixard.domain.jobs import Attempt, Job
+from blixard.domain.reports import ReportResult
 from blixard.domain.workers import Resources, Worker
 
 
@@ -99,4 +100,13 @@ def worker_dict(w: Worker) -> dict[str, Any]:
         "version": w.version,
         "registered_at": iso(w.registered_at),
         "last_seen_at": iso(w.last_seen_at),
+    }
+
+
+def report_result_dict(r: ReportResult) -> dict[str, Any]:
+    return {
+        "job_id": r.job_id,
+        "applied": r.applied,
+        "status": None if r.status is None else str(r.status),
+        "reason": r.reason,
     }

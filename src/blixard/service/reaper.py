@@ -36,10 +36,6 @@ class Reaper(UseCases):
             task.cancel()
             await asyncio.gather(task, return_exceptions=True)
 
-    @property
-    def running(self) -> bool:
-        return self._task is not None and not self._task.done()
-
     async def run_once(self) -> list[Reaped]:
         """One pass, if this server leads the reaper role (one server at a time does)."""
         self.leader = await self._store.try_lead("reaper")

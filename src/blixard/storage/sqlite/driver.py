@@ -286,7 +286,7 @@ class SqliteStore:
             ).fetchall()
             for job_id, cpu, mem, gpu, labels, priority, run_at in page:
                 after = (priority, run_at, job_id)
-                req = rows._requirements(cpu, mem, gpu, labels)
+                req = rows.requirements(cpu, mem, gpu, labels)
                 if labels != "{}" and not labels_match(req.labels, worker.labels):
                     continue
                 if cap.fits(req):
@@ -319,7 +319,7 @@ class SqliteStore:
             ids = list({r.job_id for r in reports})
             states = {
                 r[0]: JobState(
-                    r[0], JobStatus(r[1]), r[2], r[3], r[4], rows._backoff(r[5]), r[6], r[7]
+                    r[0], JobStatus(r[1]), r[2], r[3], r[4], rows.backoff(r[5]), r[6], r[7]
                 )
                 for r in conn.execute(Q["report_state"], (_ids(ids),))
             }
@@ -374,31 +374,15 @@ class SqliteStore:
 
     def _reap_sync(self, now: float, limit: int) -> list[Reaped]:
         with self._db.transaction() as conn:
-            expired = [
-                rows.job_from_row(r) for r in conn.execute(Q["expired_leases"], (now, limit))
-            ]
-            if not expired:
+            raw = conn.execute(Q["expired_leases"], (now, limit)).fetchall()
+            if not raw:
                 return []
-            raw = {r[0]: r for r in conn.execute(Q["get_jobs"], (_ids([j.id for j in expired]),))}
-            states = [
-                JobState(
-                    j.id,
-                    j.status,
-                    j.claimed_by,
-                    j.attempt,
-                    j.max_attempts,
-                    j.backoff,
-                    j.claimed_at,
-                    j.started_at,
-                    deadline_at=raw[j.id][20],
-                )
-                for j in expired
-            ]
+            states = [rows.job_state(r) for r in raw]
             reasons, plan = plan_expiry(states, now, self._rng)
             self._execute_plan(conn, plan, now)
             after = {
                 r[0]: rows.job_from_row(r)
-                for r in conn.execute(Q["get_jobs"], (_ids([j.id for j in expired]),))
+                for r in conn.execute(Q["get_jobs"], (_ids([s.id for s in states]),))
             }
             return [Reaped(after[job_id], reason) for job_id, reason in reasons]
 

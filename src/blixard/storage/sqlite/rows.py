@@ -7,6 +7,7 @@ from typing import Any
 import orjson
 
 from blixard.domain.jobs import NO_REQUIREMENTS, Attempt, Job, NewJob, Requirements
+from blixard.domain.reports import JobState
 from blixard.domain.retry import Backoff
 from blixard.domain.states import JobStatus
 from blixard.domain.workers import Resources, Worker, WorkerSpec, WorkerStatus
@@ -70,7 +71,7 @@ def dumps_or_none(value: Any) -> str | None:
     return None if value is None else orjson.dumps(value).decode()
 
 
-def _requirements(cpu: float, memory_mb: int, gpu: int, labels: str) -> Requirements:
+def requirements(cpu: float, memory_mb: int, gpu: int, labels: str) -> Requirements:
     if not cpu and not memory_mb and not gpu and labels == "{}":
         return NO_REQUIREMENTS
     return Requirements(cpu=cpu, memory_mb=memory_mb, gpu=gpu, labels=_loads(labels))
@@ -79,7 +80,7 @@ def _requirements(cpu: float, memory_mb: int, gpu: int, labels: str) -> Requirem
 _BACKOFF_CACHE: dict[str, Backoff] = {}
 
 
-def _backoff(text: str) -> Backoff:
+def backoff(text: str) -> Backoff:
     found = _BACKOFF_CACHE.get(text)
     if found is None:
         found = Backoff.from_dict(_loads(text))
@@ -95,11 +96,11 @@ def job_from_row(r: tuple[Any, ...]) -> Job:
         tenant=r[2],
         payload=_loads(r[3]),
         worker_types=tuple(_loads(r[4])) if r[4] != "[]" else (),
-        requirements=_requirements(r[5], r[6], r[7], r[8]),
+        requirements=requirements(r[5], r[6], r[7], r[8]),
         priority=r[9],
         run_at=r[10],
         max_attempts=r[11],
-        backoff=_backoff(r[12]),
+        backoff=backoff(r[12]),
         timeout_s=r[13],
         idempotency_key=r[14],
         status=JobStatus(r[15]),
@@ -113,6 +114,21 @@ def job_from_row(r: tuple[Any, ...]) -> Job:
         error=None if r[24] is None else _loads(r[24]),
         created_at=r[25],
         updated_at=r[26],
+    )
+
+
+def job_state(r: tuple[Any, ...]) -> JobState:
+    """What a report or an expiry decides on, from a full jobs row (deadline included)."""
+    return JobState(
+        id=r[0],
+        status=JobStatus(r[15]),
+        claimed_by=r[17],
+        attempt=r[16],
+        max_attempts=r[11],
+        backoff=backoff(r[12]),
+        claimed_at=r[18],
+        started_at=r[21],
+        deadline_at=r[20],
     )
 
 
