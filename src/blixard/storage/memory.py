@@ -24,7 +24,7 @@ import orjson
 from blixard.domain import states
 from blixard.domain.jobs import Attempt, Job, NewJob, error_info, pending_job
 from blixard.domain.placement import Capacity, free_capacity, labels_match, type_matches
-from blixard.domain.retry import decide_after_failure
+from blixard.domain.reports import JobState, WritePlan, plan_expiry, plan_reports
 from blixard.domain.states import JobStatus
 from blixard.domain.workers import Resources, Worker, WorkerSpec, WorkerStatus
 from blixard.errors import JobNotFound, StorageError, ValidationError, WorkerNotFound
@@ -37,7 +37,6 @@ from blixard.storage.base import (
     JobsListener,
     Reaped,
     Report,
-    ReportKind,
     ReportResult,
     RunningJob,
     Stats,
@@ -45,17 +44,6 @@ from blixard.storage.base import (
 )
 
 SCHEMA_VERSION = 1
-
-_REPORT_TRANSITIONS: dict[ReportKind, states.Transition] = {
-    ReportKind.STARTED: states.START,
-    ReportKind.COMPLETED: states.COMPLETE,
-    ReportKind.FAILED: states.FAIL,  # same sources as REQUEUE
-}
-
-_REAP_MESSAGES = {
-    "lease_expired": "the worker stopped renewing the job's lease",
-    "timeout": "the job ran past its timeout",
-}
 
 
 def _json_value(value: Any, field: str) -> Any:
@@ -152,7 +140,6 @@ class MemoryStore:
         now: float,
         outcome: str,
         error: dict[str, Any] | None,
-        started_at: float | None = None,
     ) -> None:
         """Record the end of ``job``'s current attempt (``job`` as it was while active)."""
         self._attempts.setdefault(job.id, []).append(
@@ -161,32 +148,51 @@ class MemoryStore:
                 attempt=job.attempt,
                 worker_id=job.claimed_by,
                 claimed_at=job.claimed_at,
-                started_at=job.started_at if started_at is None else started_at,
+                started_at=job.started_at,
                 finished_at=now,
                 outcome=outcome,
                 error=copy.deepcopy(error),
             )
         )
 
-    def _after_failure(
-        self, job: Job, error: dict[str, Any] | None, now: float, retryable: bool
-    ) -> Job:
-        """Requeue with backoff, or fail: the job after a failed attempt."""
-        decision = decide_after_failure(
-            attempt=job.attempt,
-            max_attempts=job.max_attempts,
-            backoff=job.backoff,
-            retryable=retryable,
-            now=now,
-            u=self._rng.random(),
+    def _state(self, job: Job) -> JobState:
+        return JobState(
+            job.id,
+            job.status,
+            job.claimed_by,
+            job.attempt,
+            job.max_attempts,
+            job.backoff,
+            job.claimed_at,
+            job.started_at,
+            self._deadlines.get(job.id),
         )
-        self._deadlines[job.id] = None
-        if decision.requeue:
-            assert decision.run_at is not None
-            return replace(
-                job,
+
+    def _apply_plan(self, plan: WritePlan, now: float) -> None:
+        """Execute a plan from ``domain.reports`` (the same one the SQL drivers execute)."""
+        jobs = self._jobs
+        for job_id, started_at in plan.starts:
+            jobs[job_id] = replace(
+                jobs[job_id], status=JobStatus.IN_PROGRESS, started_at=started_at, updated_at=now
+            )
+        for job_id, result, started_at in plan.completes:
+            self._deadlines[job_id] = None
+            jobs[job_id] = replace(
+                jobs[job_id],
+                status=JobStatus.COMPLETED,
+                result=result,
+                error=None,
+                started_at=started_at,
+                finished_at=now,
+                lease_expires_at=None,
+                updated_at=now,
+            )
+        for job_id, run_at, error in plan.requeues:
+            self._deadlines[job_id] = None
+            jobs[job_id] = replace(
+                jobs[job_id],
                 status=JobStatus.PENDING,
-                run_at=decision.run_at,
+                run_at=run_at,
                 error=error,
                 claimed_by=None,
                 claimed_at=None,
@@ -194,14 +200,29 @@ class MemoryStore:
                 lease_expires_at=None,
                 updated_at=now,
             )
-        return replace(
-            job,
-            status=JobStatus.FAILED,
-            error=error,
-            finished_at=now,
-            lease_expires_at=None,
-            updated_at=now,
-        )
+        for job_id, error in plan.fails:
+            self._deadlines[job_id] = None
+            jobs[job_id] = replace(
+                jobs[job_id],
+                status=JobStatus.FAILED,
+                error=error,
+                finished_at=now,
+                lease_expires_at=None,
+                updated_at=now,
+            )
+        for a in plan.attempts:
+            self._attempts.setdefault(a.job_id, []).append(
+                Attempt(
+                    a.job_id,
+                    a.attempt,
+                    a.worker_id,
+                    a.claimed_at,
+                    a.started_at,
+                    a.finished_at,
+                    a.outcome,
+                    copy.deepcopy(a.error),
+                )
+            )
 
     # jobs ------------------------------------------------------------------------------
     async def insert_jobs(self, jobs: Sequence[NewJob]) -> list[Inserted]:
@@ -373,62 +394,20 @@ class MemoryStore:
     ) -> list[ReportResult]:
         async with self._lock:
             # Normalise every JSON value first, so a bad one applies nothing.
-            values = [
-                (_json_value(r.result, "result"), _json_value(r.error, "error")) for r in reports
+            reports = [
+                replace(
+                    r, result=_json_value(r.result, "result"), error=_json_value(r.error, "error")
+                )
+                for r in reports
             ]
-            return [
-                self._apply_one(worker_id, report, result, error, now)
-                for report, (result, error) in zip(reports, values, strict=True)
-            ]
-
-    def _apply_one(
-        self,
-        worker_id: str,
-        report: Report,
-        result: Any,
-        error: dict[str, Any] | None,
-        now: float,
-    ) -> ReportResult:
-        job = self._jobs.get(report.job_id)
-        if job is None:
-            return ReportResult(report.job_id, False, None, "not_found")
-        transition = _REPORT_TRANSITIONS[report.kind]
-        if not transition.allows(job.status):
-            return ReportResult(job.id, False, job.status, f"invalid_transition: {job.status}")
-        if job.claimed_by != worker_id:
-            return ReportResult(job.id, False, job.status, "not_claimed_by_worker")
-        if job.attempt != report.attempt:
-            return ReportResult(job.id, False, job.status, "stale_attempt")
-
-        if report.kind is ReportKind.STARTED:
-            after = replace(
-                job,
-                status=JobStatus.IN_PROGRESS,
-                started_at=report.started_at if report.started_at is not None else now,
-                updated_at=now,
-            )
-        elif report.kind is ReportKind.COMPLETED:
-            started_at = job.started_at
-            if started_at is None:
-                started_at = report.started_at if report.started_at is not None else now
-            self._record_attempt(job, now, "completed", None, started_at=started_at)
-            self._deadlines[job.id] = None
-            after = replace(
-                job,
-                status=JobStatus.COMPLETED,
-                result=result,
-                error=None,
-                started_at=started_at,
-                finished_at=now,
-                lease_expires_at=None,
-                updated_at=now,
-            )
-        else:
-            started = job.started_at if job.started_at is not None else report.started_at
-            self._record_attempt(job, now, "failed", error, started_at=started)
-            after = self._after_failure(job, error, now, report.retryable)
-        self._jobs[job.id] = after
-        return ReportResult(job.id, True, after.status)
+            states = {
+                r.job_id: self._state(self._jobs[r.job_id])
+                for r in reports
+                if r.job_id in self._jobs
+            }
+            results, plan = plan_reports(worker_id, reports, states, now, self._rng)
+            self._apply_plan(plan, now)
+            return results
 
     async def next_due_at(self) -> float | None:
         async with self._lock:
@@ -447,16 +426,9 @@ class MemoryStore:
                 ),
                 key=lambda j: (j.lease_expires_at, j.id),
             )[: max(limit, 0)]
-            reaped: list[Reaped] = []
-            for job in expired:
-                deadline = self._deadlines.get(job.id)
-                reason = "timeout" if deadline is not None and deadline <= now else "lease_expired"
-                error = error_info(reason, _REAP_MESSAGES[reason], worker=job.claimed_by)
-                self._record_attempt(job, now, reason, error)
-                after = self._after_failure(job, error, now, retryable=True)
-                self._jobs[job.id] = after
-                reaped.append(Reaped(self._out(after), reason))
-            return reaped
+            reasons, plan = plan_expiry([self._state(j) for j in expired], now, self._rng)
+            self._apply_plan(plan, now)
+            return [Reaped(self._out(self._jobs[job_id]), reason) for job_id, reason in reasons]
 
     # workers ---------------------------------------------------------------------------
     async def register_worker(self, spec: WorkerSpec, now: float) -> Worker:
