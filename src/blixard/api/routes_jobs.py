@@ -10,12 +10,12 @@ from blixard.api import convert, serialize
 from blixard.api.deps import plane
 from blixard.api.responses import FastJSONResponse
 from blixard.api.schemas import (
+    PROBLEM_RESPONSES,
     BulkJobsIn,
     CancelIn,
     JobIn,
     JobOut,
     JobPageOut,
-    ProblemOut,
     RetryIn,
     Status,
     SubmittedOut,
@@ -23,19 +23,13 @@ from blixard.api.schemas import (
 from blixard.domain.states import JobStatus
 from blixard.storage.base import JobQuery
 
-router = APIRouter(prefix="/api/v1/jobs", tags=["jobs"])
-ERRORS: dict[int | str, dict[str, object]] = {
-    404: {"model": ProblemOut},
-    409: {"model": ProblemOut},
-    422: {"model": ProblemOut},
-}
+router = APIRouter(prefix="/api/v1/jobs", tags=["jobs"], responses=PROBLEM_RESPONSES)
 
 
 @router.post(
     "",
     response_model=JobOut,
     status_code=201,
-    responses=ERRORS,
     summary="Submit a job (200 with the existing job for a repeated idempotency key)",
 )
 async def submit(body: JobIn, request: Request) -> Response:
@@ -51,7 +45,6 @@ async def submit(body: JobIn, request: Request) -> Response:
     "/bulk",
     response_model=SubmittedOut,
     status_code=201,
-    responses=ERRORS,
     summary="Submit many jobs in one transaction",
 )
 async def submit_bulk(body: BulkJobsIn, request: Request) -> Response:
@@ -72,7 +65,6 @@ async def submit_bulk(body: BulkJobsIn, request: Request) -> Response:
 @router.get(
     "",
     response_model=JobPageOut,
-    responses=ERRORS,
     summary="List jobs, newest first, with cursor pagination",
 )
 async def list_jobs(
@@ -101,7 +93,6 @@ async def list_jobs(
 @router.get(
     "/{job_id}",
     response_model=JobOut,
-    responses=ERRORS,
     summary="A job with every finished attempt",
 )
 async def get_job(job_id: str, request: Request) -> Response:
@@ -114,7 +105,6 @@ async def get_job(job_id: str, request: Request) -> Response:
 @router.post(
     "/{job_id}/cancel",
     response_model=JobOut,
-    responses=ERRORS,
     summary="Cancel a pending or running job (a running one is killed)",
 )
 async def cancel(job_id: str, request: Request, body: CancelIn | None = None) -> Response:
@@ -126,7 +116,6 @@ async def cancel(job_id: str, request: Request, body: CancelIn | None = None) ->
 @router.post(
     "/{job_id}/retry",
     response_model=JobOut,
-    responses=ERRORS,
     summary="Run a failed or cancelled job again",
 )
 async def retry(job_id: str, request: Request, body: RetryIn | None = None) -> Response:
@@ -137,7 +126,6 @@ async def retry(job_id: str, request: Request, body: RetryIn | None = None) -> R
 @router.get(
     "/{job_id}/wait",
     response_model=JobOut,
-    responses=ERRORS,
     summary="Long-poll until the job is terminal or the timeout runs out",
 )
 async def wait(

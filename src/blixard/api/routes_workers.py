@@ -8,11 +8,11 @@ from blixard.api import convert, serialize
 from blixard.api.deps import plane
 from blixard.api.responses import FastJSONResponse
 from blixard.api.schemas import (
+    PROBLEM_RESPONSES,
     ClaimIn,
     ClaimOut,
     HeartbeatIn,
     HeartbeatOut,
-    ProblemOut,
     RegisteredOut,
     ReportResultOut,
     ReportsIn,
@@ -24,18 +24,12 @@ from blixard.api.schemas import (
 from blixard.domain.workers import WorkerStatus
 from blixard.storage.base import RunningJob
 
-router = APIRouter(prefix="/api/v1", tags=["workers"])
-ERRORS: dict[int | str, dict[str, object]] = {
-    404: {"model": ProblemOut},
-    409: {"model": ProblemOut},
-    422: {"model": ProblemOut},
-}
+router = APIRouter(prefix="/api/v1", tags=["workers"], responses=PROBLEM_RESPONSES)
 
 
 @router.post(
     "/workers",
     response_model=RegisteredOut,
-    responses=ERRORS,
     summary="Register (or re-register) a worker",
 )
 async def register(body: WorkerIn, request: Request) -> Response:
@@ -50,13 +44,13 @@ async def register(body: WorkerIn, request: Request) -> Response:
     )
 
 
-@router.get("/workers", response_model=list[WorkerOut], responses=ERRORS)
+@router.get("/workers", response_model=list[WorkerOut])
 async def list_workers(request: Request, status: WorkerStatus | None = None) -> Response:
     workers = await plane(request).workers.list_workers(status)
     return FastJSONResponse([serialize.worker_dict(w) for w in workers])
 
 
-@router.get("/workers/{worker_id}", response_model=WorkerOut, responses=ERRORS)
+@router.get("/workers/{worker_id}", response_model=WorkerOut)
 async def get_worker(worker_id: str, request: Request) -> Response:
     return FastJSONResponse(serialize.worker_dict(await plane(request).workers.get(worker_id)))
 
@@ -64,7 +58,6 @@ async def get_worker(worker_id: str, request: Request) -> Response:
 @router.post(
     "/workers/{worker_id}/heartbeat",
     response_model=HeartbeatOut,
-    responses=ERRORS,
     summary="Renew the leases of running jobs; learn what to cancel and whether to drain",
 )
 async def heartbeat(worker_id: str, body: HeartbeatIn, request: Request) -> Response:
@@ -78,7 +71,6 @@ async def heartbeat(worker_id: str, body: HeartbeatIn, request: Request) -> Resp
 @router.post(
     "/workers/{worker_id}/claim",
     response_model=ClaimOut,
-    responses=ERRORS,
     summary="Claim up to `limit` jobs that fit; long-poll up to `wait_s`",
 )
 async def claim(worker_id: str, body: ClaimIn, request: Request) -> Response:
@@ -103,7 +95,6 @@ async def claim(worker_id: str, body: ClaimIn, request: Request) -> Response:
 @router.post(
     "/workers/{worker_id}/reports",
     response_model=ReportsOut,
-    responses=ERRORS,
     summary="Apply a batch of reports; each is applied or refused on its own",
 )
 async def reports(worker_id: str, body: ReportsIn, request: Request) -> Response:
@@ -116,7 +107,6 @@ async def reports(worker_id: str, body: ReportsIn, request: Request) -> Response
 @router.post(
     "/jobs/{job_id}/report",
     response_model=ReportResultOut,
-    responses=ERRORS,
     summary="One report; 409 when stale or duplicate (nothing changes)",
 )
 async def report_one(job_id: str, body: WorkerReportIn, request: Request) -> Response:
@@ -128,7 +118,6 @@ async def report_one(job_id: str, body: WorkerReportIn, request: Request) -> Res
 @router.post(
     "/workers/{worker_id}/drain",
     response_model=WorkerOut,
-    responses=ERRORS,
     summary="Stop claiming; running jobs finish, then the agent exits",
 )
 async def drain(worker_id: str, request: Request) -> Response:
@@ -138,7 +127,6 @@ async def drain(worker_id: str, request: Request) -> Response:
 @router.post(
     "/workers/{worker_id}/deregister",
     response_model=WorkerOut,
-    responses=ERRORS,
     summary="The agent leaves: the worker goes offline",
 )
 async def deregister(worker_id: str, request: Request) -> Response:

@@ -259,3 +259,16 @@ class ProblemOut(BaseModel):
     detail: str
     field: str | None = None
     model_config = ConfigDict(extra="allow")
+
+
+PROBLEM_RESPONSES: dict[int | str, dict[str, Any]] = {
+    status: {"model": ProblemOut, "description": description}
+    for status, description in (
+        (404, "No such job or worker"),
+        (409, "The change does not apply to the job's current state"),
+        (413, "The payload is over the size limit"),
+        (422, "Invalid input; `field` names it"),
+        (503, "The database is unreachable"),
+    )
+}
+"""Every route can answer these problems; documented once, for the whole API."""
