@@ -13,22 +13,11 @@ import pytest
 
 from blixard.clock import ManualClock
 from blixard.storage.base import Store
-from blixard.storage.memory import MemoryStore
+from blixard.storage.sqlite import SqliteStore
 
 DRIVERS: dict[str, Callable[[Path], Store]] = {
-    "memory": lambda tmp_path: MemoryStore(rng=random.Random(7)),
+    "sqlite": lambda tmp_path: SqliteStore(path=str(tmp_path / "t.db"), rng=random.Random(7)),
 }
-
-# The SQLite driver is being written alongside this suite: it joins the parametrisation
-# automatically as soon as ``blixard.storage.sqlite`` imports.
-try:
-    from blixard.storage.sqlite import SqliteStore
-except ImportError:
-    pass
-else:
-    DRIVERS["sqlite"] = lambda tmp_path: SqliteStore(
-        path=str(tmp_path / "t.db"), rng=random.Random(7)
-    )
 
 # PostgreSQL: a real server (never skipped). Each test gets a fresh schema, dropped after.
 POSTGRES_URL = os.environ.get(

@@ -9,11 +9,15 @@ from typing import Any
 import orjson
 
 from blixard.domain import validation as v
+from blixard.domain.constraints import LabelConstraint, Preference
 from blixard.domain.retry import DEFAULT_BACKOFF, Backoff
 from blixard.domain.states import JobStatus
 from blixard.errors import ValidationError
 
 MAX_ATTEMPTS_LIMIT = 1000
+MAX_PARENTS = 1000
+MAX_CONCURRENCY_LIMIT = 1_000_000
+ON_PARENT_FAILURE = ("cancel", "run")
 MAX_TIMEOUT_S = 30 * 86_400
 PRIORITY_RANGE = (-1_000_000, 1_000_000)
 DEFAULT_MAX_ATTEMPTS = 3
@@ -21,12 +25,14 @@ DEFAULT_MAX_ATTEMPTS = 3
 
 @dataclass(frozen=True, slots=True)
 class Requirements:
-    """What a job needs from the worker that runs it: resources and exact label matches."""
+    """What a job needs from the worker that runs it: resources, exact label matches
+    (``labels``) and other label constraints (``constraints``: ne, in, exists, ...)."""
 
     cpu: float = 0.0
     memory_mb: int = 0
     gpu: int = 0
     labels: Mapping[str, str] = field(default_factory=dict)
+    constraints: tuple[LabelConstraint, ...] = ()
 
     def validate(self) -> Requirements:
         """Raise ValidationError naming the field; done once, at submission."""
@@ -38,7 +44,7 @@ class Requirements:
 
     @property
     def empty(self) -> bool:
-        return not (self.cpu or self.memory_mb or self.gpu or self.labels)
+        return not (self.cpu or self.memory_mb or self.gpu or self.labels or self.constraints)
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -46,6 +52,7 @@ class Requirements:
             "memory_mb": self.memory_mb,
             "gpu": self.gpu,
             "labels": dict(self.labels),
+            "constraints": [c.to_dict() for c in self.constraints],
         }
 
 
@@ -67,6 +74,14 @@ class JobSpec:
     backoff: Backoff = DEFAULT_BACKOFF
     timeout_s: float | None = None
     idempotency_key: str | None = None
+    concurrency_key: str | None = None
+    concurrency_limit: int | None = None
+    depends_on: tuple[str, ...] = ()
+    on_parent_failure: str = "cancel"
+    group_id: str | None = None
+    step: str | None = None
+    schedule_id: str | None = None
+    preferences: tuple[Preference, ...] = ()
 
     @classmethod
     def build(
@@ -83,6 +98,14 @@ class JobSpec:
         backoff: Backoff | None = None,
         timeout_s: float | None = None,
         idempotency_key: str | None = None,
+        concurrency_key: str | None = None,
+        concurrency_limit: int | None = None,
+        depends_on: Sequence[str] = (),
+        on_parent_failure: str = "cancel",
+        group_id: str | None = None,
+        step: str | None = None,
+        schedule_id: str | None = None,
+        preferences: Sequence[Preference] = (),
         max_payload_bytes: int = v.DEFAULT_MAX_PAYLOAD_BYTES,
     ) -> JobSpec:
         v.check_name("queue", queue)
@@ -104,6 +127,30 @@ class JobSpec:
             raise ValidationError(
                 "idempotency_key", f"must be 1-{v.IDEMPOTENCY_KEY_MAX} characters"
             )
+        if concurrency_key is not None:
+            if not 1 <= len(concurrency_key) <= v.IDEMPOTENCY_KEY_MAX:
+                raise ValidationError(
+                    "concurrency_key", f"must be 1-{v.IDEMPOTENCY_KEY_MAX} characters"
+                )
+            concurrency_limit = 1 if concurrency_limit is None else concurrency_limit
+        if concurrency_limit is not None:
+            if concurrency_key is None:
+                raise ValidationError("concurrency_limit", "needs a concurrency_key")
+            if isinstance(concurrency_limit, bool) or not isinstance(concurrency_limit, int):
+                raise ValidationError("concurrency_limit", "must be an integer")
+            v.check_range("concurrency_limit", concurrency_limit, 1, MAX_CONCURRENCY_LIMIT)
+        parents = tuple(dict.fromkeys(depends_on))
+        if len(parents) > MAX_PARENTS:
+            raise ValidationError("depends_on", f"at most {MAX_PARENTS} parents")
+        for i, parent in enumerate(parents):
+            if not isinstance(parent, str) or not 1 <= len(parent) <= 64:
+                raise ValidationError(f"depends_on[{i}]", "must be a job id")
+        if on_parent_failure not in ON_PARENT_FAILURE:
+            raise ValidationError("on_parent_failure", "must be 'cancel' or 'run'")
+        if group_id is not None:
+            v.check_name("group_id", group_id)
+        if step is not None:
+            v.check_name("step", step)
         return cls(
             payload_json=v.encode_payload(payload, max_payload_bytes),
             queue=queue,
@@ -116,6 +163,14 @@ class JobSpec:
             backoff=backoff or DEFAULT_BACKOFF,
             timeout_s=timeout_s,
             idempotency_key=idempotency_key,
+            concurrency_key=concurrency_key,
+            concurrency_limit=concurrency_limit,
+            depends_on=parents,
+            on_parent_failure=on_parent_failure,
+            group_id=group_id,
+            step=step,
+            schedule_id=schedule_id,
+            preferences=tuple(preferences),
         )
 
 
@@ -154,10 +209,27 @@ class Job:
     error: dict[str, Any] | None
     created_at: float
     updated_at: float
+    concurrency_key: str | None = None
+    concurrency_limit: int | None = None
+    depends_on: tuple[str, ...] = ()
+    on_parent_failure: str = "cancel"
+    deps_pending: int = 0
+    group_id: str | None = None
+    step: str | None = None
+    schedule_id: str | None = None
+    preferences: tuple[Preference, ...] = ()
+    # Filled by a claim for a job with parents: each parent's result, by step name (or id).
+    parent_results: Mapping[str, Any] | None = None
 
 
-def pending_job(new: NewJob) -> Job:
-    """The job a fresh submission becomes: pending, no attempt yet."""
+def pending_job(
+    new: NewJob,
+    status: JobStatus = JobStatus.PENDING,
+    deps_pending: int = 0,
+    error: dict[str, Any] | None = None,
+) -> Job:
+    """The job a fresh submission becomes: pending (or blocked on parents, or cancelled
+    because a parent already failed), no attempt yet."""
     s = new.spec
     return Job(
         id=new.id,
@@ -172,17 +244,26 @@ def pending_job(new: NewJob) -> Job:
         backoff=s.backoff,
         timeout_s=s.timeout_s,
         idempotency_key=s.idempotency_key,
-        status=JobStatus.PENDING,
+        status=status,
         attempt=0,
         claimed_by=None,
         claimed_at=None,
         lease_expires_at=None,
         started_at=None,
-        finished_at=None,
+        finished_at=new.created_at if status.terminal else None,
         result=None,
-        error=None,
+        error=error,
         created_at=new.created_at,
         updated_at=new.created_at,
+        concurrency_key=s.concurrency_key,
+        concurrency_limit=s.concurrency_limit,
+        depends_on=s.depends_on,
+        on_parent_failure=s.on_parent_failure,
+        deps_pending=deps_pending,
+        group_id=s.group_id,
+        step=s.step,
+        schedule_id=s.schedule_id,
+        preferences=s.preferences,
     )
 
 

@@ -15,6 +15,7 @@ from blixard.errors import InvalidTransition
 
 
 class JobStatus(enum.StrEnum):
+    BLOCKED = "blocked"  # waiting for its parents (depends_on)
     PENDING = "pending"
     CLAIMED = "claimed"
     IN_PROGRESS = "in_progress"
@@ -62,8 +63,9 @@ def _t(name: str, sources: set[JobStatus], target: JobStatus, actor: str, doc: s
     return Transition(name, frozenset(sources), target, actor, doc)
 
 
-P, C, R = JobStatus.PENDING, JobStatus.CLAIMED, JobStatus.IN_PROGRESS
+B, P, C, R = JobStatus.BLOCKED, JobStatus.PENDING, JobStatus.CLAIMED, JobStatus.IN_PROGRESS
 
+UNBLOCK = _t("unblock", {B}, P, "dependencies", "every parent completed (or may fail)")
 CLAIM = _t("claim", {P}, C, "claim", "the job is due and fits the worker")
 START = _t("start", {C}, R, "agent report", "the backend started it")
 COMPLETE = _t("complete", {C, R}, JobStatus.COMPLETED, "agent report", "success; result stored")
@@ -73,12 +75,18 @@ REQUEUE = _t(
 FAIL = _t(
     "fail", {C, R}, JobStatus.FAILED, "agent report / reaper", "failure with no attempts left"
 )
-CANCEL = _t("cancel", {P, C, R}, JobStatus.CANCELLED, "cancel", "running jobs are killed")
+CANCEL = _t(
+    "cancel",
+    {B, P, C, R},
+    JobStatus.CANCELLED,
+    "cancel / dependencies",
+    "running jobs are killed; a parent's failure cancels its dependants",
+)
 RETRY = _t(
     "retry", {JobStatus.FAILED, JobStatus.CANCELLED}, P, "retry (manual)", "attempts extended"
 )
 
-TRANSITIONS: tuple[Transition, ...] = (CLAIM, START, COMPLETE, REQUEUE, FAIL, CANCEL, RETRY)
+TRANSITIONS: tuple[Transition, ...] = (UNBLOCK, CLAIM, START, COMPLETE, REQUEUE, FAIL, CANCEL, RETRY)
 BY_NAME: dict[str, Transition] = {t.name: t for t in TRANSITIONS}
 
 

@@ -34,6 +34,7 @@ class JobQuery:
     queue: str | None = None
     tenant: str | None = None
     worker_type: str | None = None
+    group_id: str | None = None
     limit: int = 50
     before: str | None = None  # cursor: return jobs with id < before (newest first)
 
@@ -100,7 +101,10 @@ class Store(Protocol):
     # jobs ------------------------------------------------------------------------------
     async def insert_jobs(self, jobs: Sequence[NewJob]) -> list[Inserted]:
         """Insert all or none; an idempotency key already used in the tenant returns the
-        existing job with ``created=False``."""
+        existing job with ``created=False``. Creates unknown queues and tenants. A job with
+        ``depends_on`` starts blocked (or cancelled, if a parent already failed); every
+        parent must exist in the job's tenant (or come earlier in the batch), else
+        ValidationError naming it."""
         ...
 
     async def get_job(self, job_id: str) -> Job | None: ...
@@ -121,7 +125,9 @@ class Store(Protocol):
 
     async def claim_jobs(self, request: ClaimRequest, now: float) -> list[Job]:
         """Atomically claim up to ``limit`` due pending jobs that fit the worker's type,
-        labels and free capacity, in (priority desc, run_at, id) order."""
+        labels, constraints and free capacity, within every queue, tenant and concurrency
+        key limit, fairly between tenants (``domain.admission``); within a tenant in
+        (priority desc, run_at, id) order. Jobs with parents carry ``parent_results``."""
         ...
 
     async def apply_reports(
@@ -161,6 +167,10 @@ class Store(Protocol):
         ...
 
     async def stats(self) -> Stats: ...
+
+    # queues, tenants and groups (drivers: storage/*/queues.py) ---------------------------
+
+    # schedules (drivers: storage/*/schedules.py) -----------------------------------------
 
     # copying a database ------------------------------------------------------------------
     async def export_jobs(self, after: str | None, limit: int) -> list[Job]:

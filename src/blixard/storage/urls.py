@@ -1,5 +1,5 @@
 """Open a store from a database URL: ``sqlite:///path``, ``postgresql://...`` (optionally
-``?schema=name``), ``memory://``."""
+``?schema=name``), ``memory://`` (a private in-memory SQLite database)."""
 
 from __future__ import annotations
 
@@ -40,9 +40,9 @@ def store_from_url(url: str, *, rng: random.Random | None = None) -> Store:
         dsn, schema = split_schema(url)
         return PostgresStore(dsn, rng=rng, schema=schema)
     if scheme == "memory":
-        from blixard.storage.memory import MemoryStore
+        from blixard.storage.sqlite import SqliteStore
 
-        return MemoryStore(rng=rng)
+        return SqliteStore(":memory:", rng=rng)
     raise ConfigurationError(
         f"unsupported database URL {url!r}: use sqlite:///path.db or "
         "postgresql://user@host:5432/database"

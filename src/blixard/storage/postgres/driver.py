@@ -58,6 +58,8 @@ from blixard.storage.postgres.listener import (
     Leadership,
     Listener,
 )
+from blixard.storage.postgres.queues import PostgresQueues
+from blixard.storage.postgres.schedules import PostgresSchedules
 from blixard.storage.urls import redact
 
 PACKAGE = "blixard.storage.postgres"
@@ -192,7 +194,7 @@ async def _init_connection(conn: asyncpg.Connection[Any]) -> None:
     )
 
 
-class PostgresStore:
+class PostgresStore(PostgresQueues, PostgresSchedules):
     def __init__(
         self,
         url: str,

@@ -15,7 +15,7 @@ from blixard.domain.placement import Capacity, free_capacity, labels_match
 from blixard.domain.reports import JobState, WritePlan, plan_expiry, plan_reports
 from blixard.domain.states import CANCEL, RETRY, JobStatus
 from blixard.domain.workers import Worker, WorkerSpec, WorkerStatus
-from blixard.errors import JobNotFound, SchemaTooNew, WorkerNotFound
+from blixard.errors import JobNotFound, SchemaTooNew, StorageError, WorkerNotFound
 from blixard.storage import sqlfiles
 from blixard.storage.base import (
     ClaimRequest,
@@ -33,6 +33,8 @@ from blixard.storage.base import (
 )
 from blixard.storage.sqlite import rows
 from blixard.storage.sqlite.connection import SqliteConnection
+from blixard.storage.sqlite.queues import SqliteQueues
+from blixard.storage.sqlite.schedules import SqliteSchedules
 
 PACKAGE = "blixard.storage.sqlite"
 Q = sqlfiles.queries(PACKAGE)
@@ -43,7 +45,7 @@ def _ids(values: Sequence[str]) -> str:
     return orjson.dumps(list(values)).decode()
 
 
-class SqliteStore:
+class SqliteStore(SqliteQueues, SqliteSchedules):
     def __init__(
         self, path: str, *, rng: random.Random | None = None, synchronous: str = "NORMAL"
     ) -> None:
@@ -74,6 +76,16 @@ class SqliteStore:
         return max(versions, default=0)
 
     def _migrate_sync(self) -> list[int]:
+        # A migration may rebuild a table (SQLite cannot alter a CHECK constraint): foreign
+        # keys are off meanwhile (the pragma is a no-op inside a transaction) and checked
+        # before the commit.
+        self._db.conn.execute("PRAGMA foreign_keys = OFF")
+        try:
+            return self._apply_migrations()
+        finally:
+            self._db.conn.execute("PRAGMA foreign_keys = ON")
+
+    def _apply_migrations(self) -> list[int]:
         known = sqlfiles.migrations(PACKAGE)
         applied: list[int] = []
         with self._db.transaction() as conn:
@@ -96,6 +108,9 @@ class SqliteStore:
                     Q["record_migration"], (migration.version, migration.name, time.time())
                 )
                 applied.append(migration.version)
+            broken = conn.execute("PRAGMA foreign_key_check").fetchall()
+            if broken:
+                raise StorageError(f"a migration broke foreign keys: {broken[:5]}")
         return applied
 
     # jobs ------------------------------------------------------------------------------

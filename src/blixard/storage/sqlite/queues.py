@@ -1,0 +1,9 @@
+"""SQLite: the queues part of the Store (a mixin of SqliteStore)."""
+
+from __future__ import annotations
+
+from blixard.storage.sqlite.connection import SqliteConnection
+
+
+class SqliteQueues:
+    _db: SqliteConnection
