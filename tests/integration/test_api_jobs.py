@@ -41,7 +41,13 @@ async def test_submit_single(http: httpx.AsyncClient) -> None:
     assert job["payload"] == {"command": ["echo", "hi"], "n": 1}
     assert (job["queue"], job["tenant"], job["priority"]) == ("emails", "acme", 5)
     assert job["worker_types"] == ["process", "wasm"]
-    assert job["requirements"] == {"cpu": 0.5, "memory_mb": 0, "gpu": 0, "labels": {"zone": "eu"}}
+    assert job["requirements"] == {
+        "cpu": 0.5,
+        "memory_mb": 0,
+        "gpu": 0,
+        "labels": {"zone": "eu"},
+        "constraints": [],
+    }
     assert (job["max_attempts"], job["timeout_s"]) == (4, 30)
     assert job["finished_at"] is None
     assert job["claimed_by"] is None

@@ -138,6 +138,7 @@ async def test_stats_counts(store: Store, clock: ManualClock) -> None:
     await store.cancel_job(gone.id, t + 1, "x")
     s = await store.stats()
     assert s.jobs_by_status == {
+        "blocked": 0,
         "pending": 2,
         "claimed": 1,
         "in_progress": 0,

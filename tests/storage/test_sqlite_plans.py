@@ -40,6 +40,9 @@ def plan(conn: sqlite3.Connection, sql: str, params: object) -> str:
 
 
 CLAIM_PARAMS = {
+    "tenant": "default",
+    "blocked_queues": '["paused"]',
+    "full_keys": '["repo-1"]',
     "now": 1e12,
     "worker_type": "process",
     "cpu": 4.0,
@@ -59,6 +62,8 @@ CLAIM_PARAMS = {
         ("next_due", (), "jobs_pending_due"),
         ("expired_leases", (1e12, 100), "jobs_leases"),
         ("worker_usage", ("w1",), "jobs_by_worker"),
+        ("active_by_tenant_queue", (), "jobs_active_by_tenant"),
+        ("active_by_key", ('["repo-1"]',), "jobs_active_by_key"),
         ("oldest_pending", (), "jobs_by_status"),
         ("count_by_queue_status", (), "jobs_by_queue"),
         (
@@ -68,6 +73,7 @@ CLAIM_PARAMS = {
                 "queue": None,
                 "tenant": None,
                 "worker_type": None,
+                "group_id": None,
                 "before": None,
                 "limit": 50,
             },

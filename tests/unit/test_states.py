@@ -18,12 +18,14 @@ from blixard.domain.states import (
     START,
     TERMINAL,
     TRANSITIONS,
+    UNBLOCK,
     JobStatus,
     Transition,
     allowed_moves,
 )
 from blixard.errors import Conflict, InvalidTransition
 
+B = JobStatus.BLOCKED
 P = JobStatus.PENDING
 C = JobStatus.CLAIMED
 R = JobStatus.IN_PROGRESS
@@ -33,6 +35,8 @@ X = JobStatus.CANCELLED
 
 # DESIGN.md §2, written out independently of the code: (from, to) -> transition name.
 EXPECTED: dict[tuple[JobStatus, JobStatus], str] = {
+    (B, P): "unblock",
+    (B, X): "cancel",
     (P, C): "claim",
     (C, R): "start",
     (C, DONE): "complete",
@@ -51,8 +55,9 @@ EXPECTED: dict[tuple[JobStatus, JobStatus], str] = {
 ALL_PAIRS = list(itertools.product(JobStatus, JobStatus))
 
 
-def test_six_statuses_with_their_wire_values() -> None:
+def test_seven_statuses_with_their_wire_values() -> None:
     assert [str(s) for s in JobStatus] == [
+        "blocked",
         "pending",
         "claimed",
         "in_progress",
@@ -67,6 +72,7 @@ def test_terminal_and_active_sets() -> None:
     assert {C, R} == ACTIVE
     assert not (TERMINAL & ACTIVE)
     assert P not in TERMINAL | ACTIVE
+    assert B not in TERMINAL | ACTIVE
 
 
 @pytest.mark.parametrize("status", list(JobStatus))
@@ -81,6 +87,7 @@ def test_allowed_moves_match_the_design_table() -> None:
 
 def test_transition_names_and_targets() -> None:
     assert [t.name for t in TRANSITIONS] == [
+        "unblock",
         "claim",
         "start",
         "complete",
@@ -92,6 +99,7 @@ def test_transition_names_and_targets() -> None:
     assert {t.name: t for t in TRANSITIONS} == BY_NAME
     targets = {t.name: t.target for t in TRANSITIONS}
     assert targets == {
+        "unblock": P,
         "claim": C,
         "start": R,
         "complete": DONE,
@@ -103,13 +111,14 @@ def test_transition_names_and_targets() -> None:
     assert CLAIM.sources == {P}
     assert START.sources == {C}
     assert COMPLETE.sources == REQUEUE.sources == FAIL.sources == {C, R}
-    assert CANCEL.sources == {P, C, R}
+    assert CANCEL.sources == {B, P, C, R}
+    assert UNBLOCK.sources == {B}
     assert RETRY.sources == {F, X}
 
 
 @pytest.mark.parametrize(("source", "target"), ALL_PAIRS, ids=str)
 def test_every_pair_against_the_table(source: JobStatus, target: JobStatus) -> None:
-    """All 36 (from, to) pairs: allowed exactly when the design table says so."""
+    """All 49 (from, to) pairs: allowed exactly when the design table says so."""
     expected = EXPECTED.get((source, target))
     assert ((source, target) in allowed_moves()) is (expected is not None)
     into_target = [t for t in TRANSITIONS if t.target is target]

@@ -252,6 +252,7 @@ def test_requirements_accepted_and_empty_flag() -> None:
         "memory_mb": 2,
         "gpu": 3,
         "labels": {"a": "b"},
+        "constraints": [],
     }
 
 

@@ -271,6 +271,7 @@ class Agent:
             payload=raw["payload"],
             timeout_s=raw.get("timeout_s"),
             requirements=raw.get("requirements") or {},
+            parent_results=raw.get("parent_results"),
         )
         task = asyncio.create_task(self._run_job(assignment), name=f"job-{assignment.job_id}")
         self.running[assignment.job_id] = Running(assignment, task)

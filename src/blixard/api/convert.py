@@ -6,6 +6,7 @@ import time
 
 from blixard.api.schemas import JobIn, ReportFields, WorkerIn
 from blixard.api.serialize import epoch
+from blixard.domain.constraints import parse_constraints, parse_preferences
 from blixard.domain.jobs import JobSpec, Requirements
 from blixard.domain.reports import Report, ReportKind
 from blixard.domain.retry import Backoff
@@ -21,13 +22,27 @@ def job_spec(item: JobIn, *, max_payload_bytes: int, prefix: str = "") -> JobSpe
         if item.delay_s is not None:
             run_at = time.time() + item.delay_s
         req = item.requirements
+        constraints = (
+            parse_constraints(
+                "requirements.constraints",
+                [c.model_dump(exclude_defaults=False) for c in req.constraints],
+            )
+            if req is not None and req.constraints
+            else ()
+        )
         return JobSpec.build(
             item.payload,
             queue=item.queue,
             tenant=item.tenant,
             worker_types=item.worker_types,
             requirements=(
-                Requirements(cpu=req.cpu, memory_mb=req.memory_mb, gpu=req.gpu, labels=req.labels)
+                Requirements(
+                    cpu=req.cpu,
+                    memory_mb=req.memory_mb,
+                    gpu=req.gpu,
+                    labels=req.labels,
+                    constraints=constraints,
+                )
                 if req is not None
                 else None
             ),
@@ -37,6 +52,14 @@ def job_spec(item: JobIn, *, max_payload_bytes: int, prefix: str = "") -> JobSpe
             backoff=Backoff(**item.backoff.model_dump()) if item.backoff is not None else None,
             timeout_s=item.timeout_s,
             idempotency_key=item.idempotency_key,
+            concurrency_key=item.concurrency_key,
+            concurrency_limit=item.concurrency_limit,
+            depends_on=item.depends_on,
+            on_parent_failure=item.on_parent_failure,
+            group_id=item.group_id,
+            preferences=parse_preferences(
+                "preferences", [p.model_dump() for p in item.preferences]
+            ),
             max_payload_bytes=max_payload_bytes,
         )
     except ValidationError as exc:

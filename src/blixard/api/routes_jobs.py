@@ -54,10 +54,14 @@ async def submit_bulk(body: BulkJobsIn, request: Request) -> Response:
         convert.job_spec(item, max_payload_bytes=limit, prefix=f"jobs[{i}].")
         for i, item in enumerate(body.jobs)
     ]
-    inserted = await cp.jobs.submit(specs)
+    inserted, group_id = await cp.jobs.submit_group(specs)
     created = sum(1 for i in inserted if i.created)
     return FastJSONResponse(
-        {"jobs": [serialize.job_dict(i.job) for i in inserted], "created": created},
+        {
+            "jobs": [serialize.job_dict(i.job) for i in inserted],
+            "created": created,
+            "group_id": group_id,
+        },
         status_code=201 if created else 200,
     )
 
@@ -73,6 +77,7 @@ async def list_jobs(
     queue: str | None = None,
     tenant: str | None = None,
     worker_type: str | None = None,
+    group_id: str | None = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 50,
     cursor: str | None = None,
 ) -> Response:
@@ -81,6 +86,7 @@ async def list_jobs(
         queue=queue,
         tenant=tenant,
         worker_type=worker_type,
+        group_id=group_id,
         limit=limit,
         before=cursor,
     )

@@ -33,6 +33,9 @@ class Assignment:
     payload: dict[str, Any]
     timeout_s: float | None = None
     requirements: Mapping[str, Any] = field(default_factory=dict)
+    # The results of the job's parents (depends_on), by step name (or job id); None when
+    # the job has no parents.
+    parent_results: Mapping[str, Any] | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -72,15 +72,12 @@ class LimitState:
 
     def blocked_queues(self) -> list[str]:
         """Queues a claim can skip outright: paused, full, or out of tokens."""
-        out = []
-        for name, q in self.queues.items():
-            if q.paused:
-                out.append(name)
-            elif q.max_running is not None and self.queue_running.get(name, 0) >= q.max_running:
-                out.append(name)
-            elif q.rate is not None and self.tokens.get(name, 0.0) < 1:
-                out.append(name)
-        return sorted(out)
+        return sorted(name for name, q in self.queues.items() if self._blocks(name, q))
+
+    def _blocks(self, name: str, q: Queue) -> bool:
+        full = q.max_running is not None and self.queue_running.get(name, 0) >= q.max_running
+        dry = q.rate is not None and self.tokens.get(name, 0.0) < 1
+        return q.paused or full or dry
 
     def tenants_at_quota(self) -> list[str]:
         return sorted(
@@ -117,6 +114,11 @@ class Admission:
         self.served: set[str] = set()  # tenants that got a job
         self.contended = False  # whether two or more tenants offered jobs
         self.full_keys: set[str] = set()
+
+    def add_key_counts(self, counts: Mapping[str, int]) -> None:
+        """Running jobs of concurrency keys met for the first time in this claim."""
+        for key, running in counts.items():
+            self._key_running.setdefault(key, running)
 
     @property
     def done(self) -> bool:

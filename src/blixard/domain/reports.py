@@ -58,6 +58,7 @@ class JobState:
     claimed_at: float | None
     started_at: float | None
     deadline_at: float | None = None
+    has_dependants: bool = False  # some job depends on this one: its end settles them
 
 
 @dataclass(frozen=True, slots=True)
@@ -82,6 +83,8 @@ class WritePlan:
     fails: list[tuple[str, dict[str, Any] | None]] = field(default_factory=list)
     attempts: list[AttemptRecord] = field(default_factory=list)
     guard: dict[str, tuple[str, int]] = field(default_factory=dict)  # job -> (worker, attempt)
+    # Jobs with dependants that this plan ends (completed or failed), and how.
+    ended_parents: dict[str, JobStatus] = field(default_factory=dict)
 
 
 def _rejection(state: JobState | None, worker_id: str, report: Report) -> str:
@@ -138,6 +141,8 @@ def _end_attempt(
     else:
         plan.fails.append((state.id, error))
         state.status = JobStatus.FAILED
+        if state.has_dependants:
+            plan.ended_parents[state.id] = JobStatus.FAILED
     return state.status
 
 
@@ -168,6 +173,8 @@ def plan_reports(
             state.started_at = state.started_at or report.started_at or now
             state.status = JobStatus.COMPLETED
             plan.completes.append((state.id, report.result, state.started_at))
+            if state.has_dependants:
+                plan.ended_parents[state.id] = JobStatus.COMPLETED
             plan.attempts.append(
                 AttemptRecord(
                     state.id,

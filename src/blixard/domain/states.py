@@ -86,7 +86,16 @@ RETRY = _t(
     "retry", {JobStatus.FAILED, JobStatus.CANCELLED}, P, "retry (manual)", "attempts extended"
 )
 
-TRANSITIONS: tuple[Transition, ...] = (UNBLOCK, CLAIM, START, COMPLETE, REQUEUE, FAIL, CANCEL, RETRY)
+TRANSITIONS: tuple[Transition, ...] = (
+    UNBLOCK,
+    CLAIM,
+    START,
+    COMPLETE,
+    REQUEUE,
+    FAIL,
+    CANCEL,
+    RETRY,
+)
 BY_NAME: dict[str, Transition] = {t.name: t for t in TRANSITIONS}
 
 

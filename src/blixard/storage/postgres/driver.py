@@ -11,7 +11,6 @@ did not commit.
 from __future__ import annotations
 
 import asyncio
-import hashlib
 import logging
 import random
 import time
@@ -51,13 +50,15 @@ from blixard.storage.base import (
     Stats,
     WorkListener,
 )
-from blixard.storage.postgres import rows
+from blixard.storage.postgres import claims, rows
+from blixard.storage.postgres import dependencies as deps
 from blixard.storage.postgres.listener import (
     JOBS_CHANNEL,
     WORK_CHANNEL,
     Leadership,
     Listener,
 )
+from blixard.storage.postgres.locks import stable_key
 from blixard.storage.postgres.queues import PostgresQueues
 from blixard.storage.postgres.schedules import PostgresSchedules
 from blixard.storage.urls import redact
@@ -91,12 +92,6 @@ _CONNECTION_ERRORS = (
     asyncpg.exceptions.InvalidCatalogNameError,
 )
 _DRIVER_ERRORS = (asyncpg.PostgresError, asyncpg.InterfaceError, OSError, TimeoutError)
-
-
-def stable_key(*parts: str) -> int:
-    """A signed 64-bit advisory lock key, the same in every process and Python version."""
-    digest = hashlib.blake2b(":".join(("blixard", *parts)).encode(), digest_size=8).digest()
-    return int.from_bytes(digest, "big", signed=True)
 
 
 def quote_ident(name: str) -> str:
@@ -160,6 +155,22 @@ def _chunks(ids: Sequence[str], limit: int = NOTIFY_PAYLOAD_MAX) -> list[str]:
 
 def _key_of(job: NewJob) -> tuple[str, str]:
     return (job.spec.tenant, job.spec.idempotency_key or "")
+
+
+def _check_parents_created(jobs: Sequence[NewJob], created: set[str]) -> None:
+    """A job of the batch that names, as parent, a batch job that was not inserted (its
+    idempotency key already existed) would wait forever: refuse the whole batch."""
+    batch = {j.id for j in jobs}
+    for index, job in enumerate(jobs):
+        if job.id not in created:
+            continue
+        for i, parent in enumerate(job.spec.depends_on):
+            if parent in batch and parent not in created:
+                raise ValidationError(
+                    f"jobs[{index}].depends_on[{i}]",
+                    f"names job {parent!r} of this batch, whose idempotency key already "
+                    "exists: depend on the existing job instead",
+                )
 
 
 class _Notices:
@@ -397,9 +408,16 @@ class PostgresStore(PostgresQueues, PostgresSchedules):
             # Keys in one global order: two batches sharing keys wait on each other's
             # uncommitted rows in the same order, so they cannot deadlock.
             to_insert.sort(key=lambda j: (j.spec.idempotency_key is not None, _key_of(j)))
-        params = rows.new_jobs_params(to_insert)
         existing: dict[tuple[str, str], Job] = {}
+        firsts: dict[str, deps.First] = {}
+        with_parents = any(j.spec.depends_on for j in jobs)
         async with self._transaction() as conn:
+            await deps.ensure_names(conn, jobs)
+            if with_parents:
+                # In submission order: a job may name a parent earlier in the batch.
+                to_insert = [j for j in jobs if j in to_insert]
+                firsts = await deps.first_states(conn, to_insert)
+            params = rows.new_jobs_params(to_insert, firsts)
             if first:
                 created = {r[0] for r in await conn.fetch(Q["insert_jobs"], *params)}
                 lost = [pair for pair, job in first.items() if job.id not in created]
@@ -414,6 +432,9 @@ class PostgresStore(PostgresQueues, PostgresSchedules):
             else:
                 created = {j.id for j in to_insert}
                 await conn.execute(Q["insert_jobs"], *params)
+            if with_parents:
+                _check_parents_created(to_insert, created)
+                await deps.link(conn, to_insert, created)
             if created:
                 notices = _Notices()
                 notices.work = True
@@ -422,10 +443,14 @@ class PostgresStore(PostgresQueues, PostgresSchedules):
             self._analyze_soon()
         out: list[Inserted] = []
         fresh: dict[str, Job] = {}
+
+        def made(job: NewJob) -> Job:
+            return pending_job(job, *firsts.get(job.id, (JobStatus.PENDING, 0, None)))
+
         for job in jobs:
             key = job.spec.idempotency_key
             if key is None:
-                out.append(Inserted(pending_job(job), True))
+                out.append(Inserted(made(job), True))
                 continue
             pair = (job.spec.tenant, key)
             if pair in existing:
@@ -433,8 +458,8 @@ class PostgresStore(PostgresQueues, PostgresSchedules):
                 continue
             winner = first[pair]
             if winner is job:
-                made = fresh[job.id] = pending_job(job)
-                out.append(Inserted(made, True))
+                fresh[job.id] = made(job)
+                out.append(Inserted(fresh[job.id], True))
             else:
                 out.append(Inserted(fresh[winner.id], False))
         return out
@@ -452,7 +477,14 @@ class PostgresStore(PostgresQueues, PostgresSchedules):
         return [rows.job_from_row(found[i]) for i in job_ids if i in found]
 
     async def list_jobs(self, query: JobQuery) -> JobPage:
-        filters = (query.queue, query.tenant, query.worker_type, query.before, query.limit)
+        filters = (
+            query.queue,
+            query.tenant,
+            query.worker_type,
+            query.before,
+            query.limit,
+            query.group_id,
+        )
         async with self._acquire() as conn:
             if len(query.status) == 1:
                 found = await conn.fetch(Q["list_jobs_one_status"], str(query.status[0]), *filters)
@@ -480,6 +512,10 @@ class PostgresStore(PostgresQueues, PostgresSchedules):
             assert row is not None  # locked above, and CANCEL allows its status
             notices = _Notices()
             notices.job_ids.append(job_id)
+            if row["has_dependants"]:
+                changed = await deps.settle_dependants(conn, {job_id: JobStatus.CANCELLED}, now)
+                notices.job_ids += changed
+                notices.work = notices.work or bool(changed)
             if old.status.active:
                 await conn.execute(
                     Q["insert_attempts"],
@@ -512,20 +548,8 @@ class PostgresStore(PostgresQueues, PostgresSchedules):
 
     # claims ----------------------------------------------------------------------------
     async def claim_jobs(self, request: ClaimRequest, now: float) -> list[Job]:
-        async with self._acquire() as conn:
-            try:
-                found = await conn.fetch(
-                    Q["claim"],
-                    request.worker_id,
-                    max(0, min(request.limit, 1 << 30)),
-                    now,
-                    request.lease_ttl_s,
-                )
-            except asyncpg.PostgresError as exc:
-                if exc.sqlstate == WORKER_NOT_FOUND:
-                    raise WorkerNotFound(request.worker_id) from exc
-                raise
-        return [rows.job_from_row(r) for r in found]
+        async with self._transaction() as conn:
+            return await claims.claim(conn, request, now, self.schema or "")
 
     async def next_due_at(self) -> float | None:
         async with self._acquire() as conn:
@@ -589,6 +613,9 @@ class PostgresStore(PostgresQueues, PostgresSchedules):
             )
         if plan.attempts:
             await conn.execute(Q["insert_attempts"], *rows.attempts_params(plan.attempts))
+        settled: list[str] = []
+        if plan.ended_parents:
+            settled = await deps.settle_dependants(conn, plan.ended_parents, now)
         notices = _Notices()
         # An attempt that ended frees its worker's capacity; a requeued job is claimable.
         notices.work = bool(plan.completes or plan.requeues or plan.fails)
@@ -596,6 +623,7 @@ class PostgresStore(PostgresQueues, PostgresSchedules):
         notices.job_ids += [j for j, _, _ in plan.completes]
         notices.job_ids += [j for j, _, _ in plan.requeues]
         notices.job_ids += [j for j, _ in plan.fails]
+        notices.job_ids += settled
         await notices.send(conn)
 
     async def reap_expired(self, now: float, limit: int) -> list[Reaped]:
@@ -671,23 +699,44 @@ class PostgresStore(PostgresQueues, PostgresSchedules):
             found = await conn.fetch(Q["mark_lost_workers"], older_than)
         return [rows.worker_from_row(r) for r in found]
 
-    async def stats(self) -> Stats:
+    async def stats(self, tenant: str | None = None) -> Stats:
         async with (
             self._acquire() as conn,
             conn.transaction(isolation="repeatable_read", readonly=True),
         ):
-            by_queue_rows = await conn.fetch(Q["count_by_queue_status"])
-            worker_rows = await conn.fetch(Q["count_workers_by_status"])
-            oldest = await conn.fetchval(Q["oldest_pending"])
+            job_rows: list[tuple[str, str, str, int]]
+            if tenant is None:
+                job_rows = [tuple(r) for r in await conn.fetch(Q["stats_by_queue_and_tenant"])]
+                oldest = await conn.fetchval(Q["stats_oldest_pending"])
+            else:
+                job_rows = [
+                    (queue, tenant, status, count)
+                    for queue, status, count in await conn.fetch(
+                        Q["stats_of_tenant_by_queue"], tenant
+                    )
+                ]
+                oldest = await conn.fetchval(Q["stats_oldest_pending_of_tenant"], tenant)
+            worker_rows = await conn.fetch(Q["stats_workers_by_status"])
         by_status = {str(s): 0 for s in JobStatus}
         by_queue: dict[str, dict[str, int]] = {}
-        for queue, status, count in by_queue_rows:
+        by_tenant: dict[str, dict[str, int]] = {}
+        for queue, name, status, count in job_rows:
             by_status[status] += count
-            by_queue.setdefault(queue, {})[status] = count
+            in_queue = by_queue.setdefault(queue, {})
+            in_queue[status] = in_queue.get(status, 0) + count
+            of_tenant = by_tenant.setdefault(name, {})
+            of_tenant[status] = of_tenant.get(status, 0) + count
         workers = {str(s): 0 for s in WorkerStatus}
         for status, count in worker_rows:
             workers[status] = count
-        return Stats(by_status, by_queue, workers, None if oldest is None else float(oldest))
+        return Stats(
+            by_status,
+            by_queue,
+            workers,
+            None if oldest is None else float(oldest),
+            jobs_by_tenant=by_tenant,
+            tenant=tenant,
+        )
 
     # copying -----------------------------------------------------------------------------
     async def export_jobs(self, after: str | None, limit: int) -> list[Job]:
@@ -712,6 +761,7 @@ class PostgresStore(PostgresQueues, PostgresSchedules):
             if jobs:
                 status = await conn.execute(Q["import_jobs"], *rows.jobs_params(jobs))
                 created = int(status.rsplit(" ", 1)[-1])
+                await conn.execute(Q["import_links"], [j.id for j in jobs], time.time())
             if attempts:
                 await conn.execute(Q["import_attempts"], *rows.stored_attempts_params(attempts))
             if created:

@@ -13,6 +13,12 @@ from typing import Any
 import orjson
 from asyncpg import Record
 
+from blixard.domain.constraints import (
+    constraints_to_json,
+    parse_constraints,
+    parse_preferences,
+    preferences_to_json,
+)
 from blixard.domain.jobs import NO_REQUIREMENTS, Attempt, Job, NewJob, Requirements
 from blixard.domain.reports import AttemptRecord, JobState
 from blixard.domain.retry import Backoff
@@ -78,10 +84,18 @@ def _backoff(data: Mapping[str, Any]) -> Backoff:
     return found
 
 
-def _requirements(cpu: float, memory_mb: int, gpu: int, labels: dict[str, str]) -> Requirements:
-    if not cpu and not memory_mb and not gpu and not labels:
+def _requirements(
+    cpu: float, memory_mb: int, gpu: int, labels: dict[str, str], constraints: list[Any]
+) -> Requirements:
+    if not cpu and not memory_mb and not gpu and not labels and not constraints:
         return NO_REQUIREMENTS
-    return Requirements(cpu=cpu, memory_mb=memory_mb, gpu=gpu, labels=labels)
+    return Requirements(
+        cpu=cpu,
+        memory_mb=memory_mb,
+        gpu=gpu,
+        labels=labels,
+        constraints=parse_constraints("constraints", constraints) if constraints else (),
+    )
 
 
 def job_from_row(r: Record) -> Job:
@@ -92,7 +106,10 @@ def job_from_row(r: Record) -> Job:
         tenant=r["tenant"],
         payload=r["payload"],
         worker_types=tuple(types) if types else (),
-        requirements=_requirements(r["req_cpu"], r["req_memory_mb"], r["req_gpu"], r["req_labels"]),
+        requirements=_requirements(
+            r["req_cpu"], r["req_memory_mb"], r["req_gpu"], r["req_labels"], r["req_constraints"]
+        ),
+        preferences=parse_preferences("preferences", r["preferences"]) if r["preferences"] else (),
         priority=r["priority"],
         run_at=r["run_at"],
         max_attempts=r["max_attempts"],
@@ -110,6 +127,14 @@ def job_from_row(r: Record) -> Job:
         error=r["error"],
         created_at=r["created_at"],
         updated_at=r["updated_at"],
+        concurrency_key=r["concurrency_key"],
+        concurrency_limit=r["concurrency_limit"],
+        depends_on=tuple(r["depends_on"]) if r["depends_on"] else (),
+        on_parent_failure=r["on_parent_failure"],
+        deps_pending=r["deps_pending"],
+        group_id=r["group_id"],
+        step=r["step"],
+        schedule_id=r["schedule_id"],
     )
 
 
@@ -123,14 +148,21 @@ def job_state(r: Record) -> JobState:
         _backoff(r["backoff"]),
         r["claimed_at"],
         r["started_at"],
+        has_dependants=r["has_dependants"],
     )
 
 
-def new_jobs_params(jobs: Sequence[NewJob]) -> tuple[list[Any], ...]:
-    """The 16 parallel arrays of ``insert_jobs``."""
-    cols: tuple[list[Any], ...] = tuple([] for _ in range(16))
+def new_jobs_params(
+    jobs: Sequence[NewJob],
+    firsts: Mapping[str, tuple[JobStatus, int, dict[str, Any] | None]] | None = None,
+) -> tuple[list[Any], ...]:
+    """The 29 parallel arrays of ``insert_jobs``; ``firsts``: a job's first status, parents
+    still running and error (jobs with parents), else pending."""
+    cols: tuple[list[Any], ...] = tuple([] for _ in range(29))
     (ids, queues, tenants, payloads, types, cpus, mems, gpus, labels) = cols[:9]
-    (priorities, run_ats, max_attempts, backoffs, timeouts, keys, created) = cols[9:]
+    (priorities, run_ats, max_attempts, backoffs, timeouts, keys, created) = cols[9:16]
+    (constraints, prefs, ckeys, climits, groups, steps, schedules, parents) = cols[16:24]
+    (on_failure, statuses, waiting, errors, finished) = cols[24:]
     for job in jobs:
         s = job.spec
         req = s.requirements
@@ -154,6 +186,20 @@ def new_jobs_params(jobs: Sequence[NewJob]) -> tuple[list[Any], ...]:
         timeouts.append(s.timeout_s)
         keys.append(s.idempotency_key)
         created.append(job.created_at)
+        constraints.append(dumps(constraints_to_json(req.constraints)) if req.constraints else "[]")
+        prefs.append(dumps(preferences_to_json(s.preferences)) if s.preferences else "[]")
+        ckeys.append(s.concurrency_key)
+        climits.append(s.concurrency_limit)
+        groups.append(s.group_id)
+        steps.append(s.step)
+        schedules.append(s.schedule_id)
+        parents.append(text_array(s.depends_on))
+        on_failure.append(s.on_parent_failure)
+        status, pending_parents, error = (firsts or {}).get(job.id, (JobStatus.PENDING, 0, None))
+        statuses.append(str(status))
+        waiting.append(pending_parents)
+        errors.append(dumps_or_none(error))
+        finished.append(job.created_at if status.terminal else None)
     return cols
 
 
@@ -227,9 +273,9 @@ def worker_params(spec: WorkerSpec, now: float) -> tuple[Any, ...]:
 
 
 def jobs_params(jobs: Sequence[Job]) -> tuple[list[Any], ...]:
-    """The 26 parallel arrays of ``import_jobs``: every column of a stored job but the
-    private deadline, for a verbatim copy."""
-    cols: tuple[list[Any], ...] = tuple([] for _ in range(26))
+    """The 36 parallel arrays of ``import_jobs``: every column of a stored job but the
+    private deadline and the dependants flag, for a verbatim copy."""
+    cols: tuple[list[Any], ...] = tuple([] for _ in range(36))
     for j in jobs:
         req = j.requirements
         values = (
@@ -259,6 +305,16 @@ def jobs_params(jobs: Sequence[Job]) -> tuple[list[Any], ...]:
             dumps_or_none(j.error),
             j.created_at,
             j.updated_at,
+            dumps(constraints_to_json(req.constraints)),
+            dumps(preferences_to_json(j.preferences)),
+            j.concurrency_key,
+            j.concurrency_limit,
+            j.group_id,
+            j.step,
+            j.schedule_id,
+            text_array(j.depends_on),
+            j.on_parent_failure,
+            j.deps_pending,
         )
         for col, value in zip(cols, values, strict=True):
             col.append(value)

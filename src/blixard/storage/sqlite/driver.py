@@ -11,7 +11,6 @@ from typing import Any
 import orjson
 
 from blixard.domain.jobs import Attempt, Job, NewJob, pending_job
-from blixard.domain.placement import Capacity, free_capacity, labels_match
 from blixard.domain.reports import JobState, WritePlan, plan_expiry, plan_reports
 from blixard.domain.states import CANCEL, RETRY, JobStatus
 from blixard.domain.workers import Worker, WorkerSpec, WorkerStatus
@@ -31,7 +30,8 @@ from blixard.storage.base import (
     Stats,
     WorkListener,
 )
-from blixard.storage.sqlite import rows
+from blixard.storage.sqlite import claims, rows
+from blixard.storage.sqlite import dependencies as deps
 from blixard.storage.sqlite.connection import SqliteConnection
 from blixard.storage.sqlite.queues import SqliteQueues
 from blixard.storage.sqlite.schedules import SqliteSchedules
@@ -119,30 +119,35 @@ class SqliteStore(SqliteQueues, SqliteSchedules):
 
     def _insert_jobs_sync(self, jobs: Sequence[NewJob]) -> list[Inserted]:
         with self._db.transaction() as conn:
-            keyed = [j for j in jobs if j.spec.idempotency_key is not None]
-            if not keyed:
-                conn.executemany(Q["insert_job"], [rows.new_job_params(j) for j in jobs])
+            deps.ensure_queues_and_tenants(conn, jobs)
+            if not any(j.spec.idempotency_key is not None or j.spec.depends_on for j in jobs):
+                params = [rows.new_job_params(j, JobStatus.PENDING, 0, None) for j in jobs]
+                conn.executemany(Q["insert_job"], params)
                 return [Inserted(pending_job(j), True) for j in jobs]
             out: list[Inserted] = []
             seen: dict[tuple[str, str], Job] = {}
-            for job in jobs:
+            batch: dict[str, tuple[str, JobStatus]] = {}
+            for index, job in enumerate(jobs):
                 key = job.spec.idempotency_key
-                if key is None:
-                    conn.execute(Q["insert_job"], rows.new_job_params(job))
-                    out.append(Inserted(pending_job(job), True))
-                    continue
-                pair = (job.spec.tenant, key)
-                existing = seen.get(pair)
-                if existing is None:
-                    row = conn.execute(Q["find_idempotent"], pair).fetchone()
-                    existing = rows.job_from_row(row) if row else None
-                if existing is not None:
-                    seen[pair] = existing
-                    out.append(Inserted(existing, False))
-                    continue
-                conn.execute(Q["insert_job"], rows.new_job_params(job))
-                fresh = pending_job(job)
-                seen[pair] = fresh
+                pair = (job.spec.tenant, key or "")
+                if key is not None:
+                    existing = seen.get(pair)
+                    if existing is None:
+                        row = conn.execute(Q["find_idempotent"], pair).fetchone()
+                        existing = rows.job_from_row(row) if row else None
+                    if existing is not None:
+                        seen[pair] = existing
+                        out.append(Inserted(existing, False))
+                        continue
+                status, waiting, error = JobStatus.PENDING, 0, None
+                if job.spec.depends_on:
+                    field = "depends_on" if len(jobs) == 1 else f"jobs[{index}].depends_on"
+                    status, waiting, error = deps.link_parents(conn, job, field, batch)
+                conn.execute(Q["insert_job"], rows.new_job_params(job, status, waiting, error))
+                fresh = pending_job(job, status, waiting, error)
+                batch[job.id] = (job.spec.tenant, status)
+                if key is not None:
+                    seen[pair] = fresh
                 out.append(Inserted(fresh, True))
             return out
 
@@ -171,6 +176,7 @@ class SqliteStore(SqliteQueues, SqliteSchedules):
             "queue": query.queue,
             "tenant": query.tenant,
             "worker_type": query.worker_type,
+            "group_id": query.group_id,
             "before": query.before,
             "limit": query.limit,
         }
@@ -204,6 +210,8 @@ class SqliteStore(SqliteQueues, SqliteSchedules):
             CANCEL.check(old.status, job_id)
             error = {"kind": "cancelled", "message": reason}
             row = conn.execute(Q["cancel"], (rows.dumps(error), now, now, job_id)).fetchone()
+            if rows.has_dependants(row):
+                deps.settle_dependants(conn, {job_id: JobStatus.CANCELLED}, now)
             if old.status.active:
                 conn.execute(
                     Q["insert_attempt"],
@@ -228,7 +236,7 @@ class SqliteStore(SqliteQueues, SqliteSchedules):
             before = conn.execute(Q["get_job"], (job_id,)).fetchone()
             if before is None:
                 raise JobNotFound(job_id)
-            RETRY.check(JobStatus(before[15]), job_id)
+            RETRY.check(JobStatus(before[rows.STATUS]), job_id)
             row = conn.execute(Q["retry"], (now, extra_attempts, now, job_id)).fetchone()
             return rows.job_from_row(row)
 
@@ -238,81 +246,7 @@ class SqliteStore(SqliteQueues, SqliteSchedules):
 
     def _claim_sync(self, request: ClaimRequest, now: float) -> list[Job]:
         with self._db.transaction() as conn:
-            wrow = conn.execute(Q["get_worker"], (request.worker_id,)).fetchone()
-            if wrow is None:
-                raise WorkerNotFound(request.worker_id)
-            worker = rows.worker_from_row(wrow)
-            if worker.status is not WorkerStatus.ONLINE or request.limit <= 0:
-                return []
-            running, ucpu, umem, ugpu = conn.execute(
-                Q["worker_usage"], (request.worker_id,)
-            ).fetchone()
-            cap = free_capacity(
-                concurrency=worker.concurrency,
-                cpu=worker.resources.cpu,
-                memory_mb=worker.resources.memory_mb,
-                gpu=worker.resources.gpu,
-                running=running,
-                used_cpu=ucpu,
-                used_memory_mb=umem,
-                used_gpu=ugpu,
-                limit=request.limit,
-            )
-            if cap.slots <= 0:
-                return []
-            chosen = self._choose(conn, worker, cap, now)
-            if not chosen:
-                return []
-            claimed = conn.execute(
-                Q["claim"],
-                {
-                    "worker_id": worker.id,
-                    "now": now,
-                    "ttl": request.lease_ttl_s,
-                    "ids": _ids(chosen),
-                },
-            ).fetchall()
-        order = {job_id: i for i, job_id in enumerate(chosen)}
-        jobs = [rows.job_from_row(r) for r in claimed]
-        jobs.sort(key=lambda j: order[j.id])
-        return jobs
-
-    @staticmethod
-    def _choose(conn: sqlite3.Connection, worker: Worker, cap: Capacity, now: float) -> list[str]:
-        """Walk claimable jobs in order, a page at a time, packing what fits."""
-        chosen: list[str] = []
-        scan = max(64, cap.slots * 2)
-        after: tuple[Any, Any, Any] = (None, None, None)
-        scanned, scan_budget = 0, max(2000, cap.slots * 8)
-        while cap.slots > 0 and scanned < scan_budget:
-            page = conn.execute(
-                Q["claim_candidates"],
-                {
-                    "now": now,
-                    "worker_type": worker.worker_type,
-                    "cpu": cap.cpu + 1e-9,
-                    "memory_mb": cap.memory_mb,
-                    "gpu": cap.gpu,
-                    "scan": scan,
-                    "after_priority": after[0],
-                    "after_run_at": after[1],
-                    "after_id": after[2],
-                },
-            ).fetchall()
-            for job_id, cpu, mem, gpu, labels, priority, run_at in page:
-                after = (priority, run_at, job_id)
-                req = rows.requirements(cpu, mem, gpu, labels)
-                if labels != "{}" and not labels_match(req.labels, worker.labels):
-                    continue
-                if cap.fits(req):
-                    cap.take(req)
-                    chosen.append(job_id)
-                    if cap.slots <= 0:
-                        break
-            scanned += len(page)
-            if len(page) < scan:
-                break
-        return chosen
+            return claims.claim(conn, request, now)
 
     async def next_due_at(self) -> float | None:
         return await self._db.run(self._next_due_sync)
@@ -334,7 +268,15 @@ class SqliteStore(SqliteQueues, SqliteSchedules):
             ids = list({r.job_id for r in reports})
             states = {
                 r[0]: JobState(
-                    r[0], JobStatus(r[1]), r[2], r[3], r[4], rows.backoff(r[5]), r[6], r[7]
+                    r[0],
+                    JobStatus(r[1]),
+                    r[2],
+                    r[3],
+                    r[4],
+                    rows.backoff(r[5]),
+                    r[6],
+                    r[7],
+                    has_dependants=bool(r[8]),
                 )
                 for r in conn.execute(Q["report_state"], (_ids(ids),))
             }
@@ -343,6 +285,11 @@ class SqliteStore(SqliteQueues, SqliteSchedules):
             return results
 
     def _execute_plan(self, conn: sqlite3.Connection, plan: WritePlan, now: float) -> None:
+        self._write_plan(conn, plan, now)
+        if plan.ended_parents:
+            deps.settle_dependants(conn, plan.ended_parents, now)
+
+    def _write_plan(self, conn: sqlite3.Connection, plan: WritePlan, now: float) -> None:
         g = plan.guard
         if plan.starts:
             conn.executemany(Q["start"], [(at, now, j, *g[j]) for j, at in plan.starts])
@@ -488,21 +435,39 @@ class SqliteStore(SqliteQueues, SqliteSchedules):
                 for r in conn.execute(Q["mark_lost_workers"], (older_than,)).fetchall()
             ]
 
-    async def stats(self) -> Stats:
-        return await self._db.run(self._stats_sync)
+    async def stats(self, tenant: str | None = None) -> Stats:
+        return await self._db.run(self._stats_sync, tenant)
 
-    def _stats_sync(self) -> Stats:
+    def _stats_sync(self, tenant: str | None) -> Stats:
         conn = self._db.conn
         by_status = {str(s): 0 for s in JobStatus}
         by_queue: dict[str, dict[str, int]] = {}
-        for queue, status, count in conn.execute(Q["count_by_queue_status"]):
-            by_status[status] += count
-            by_queue.setdefault(queue, {})[status] = count
+        by_tenant: dict[str, dict[str, int]] = {}
+        if tenant is None:
+            for queue, status, count in conn.execute(Q["stats_by_queue"]):
+                by_status[status] += count
+                by_queue.setdefault(queue, {})[status] = count
+            for name, status, count in conn.execute(Q["stats_by_tenant"]):
+                by_tenant.setdefault(name, {})[status] = count
+            oldest = conn.execute(Q["stats_oldest_pending"]).fetchone()
+        else:
+            for queue, status, count in conn.execute(Q["stats_of_tenant_by_queue"], (tenant,)):
+                by_status[status] += count
+                by_queue.setdefault(queue, {})[status] = count
+            if by_queue:
+                by_tenant[tenant] = {s: n for s, n in by_status.items() if n}
+            oldest = conn.execute(Q["stats_oldest_pending_of_tenant"], (tenant,)).fetchone()
         workers = {str(s): 0 for s in WorkerStatus}
-        for status, count in conn.execute(Q["count_workers_by_status"]):
+        for status, count in conn.execute(Q["stats_workers_by_status"]):
             workers[status] = count
-        oldest = conn.execute(Q["oldest_pending"]).fetchone()
-        return Stats(by_status, by_queue, workers, oldest[0] if oldest else None)
+        return Stats(
+            by_status,
+            by_queue,
+            workers,
+            oldest[0] if oldest else None,
+            jobs_by_tenant=by_tenant,
+            tenant=tenant,
+        )
 
     # copying -----------------------------------------------------------------------------
     async def export_jobs(self, after: str | None, limit: int) -> list[Job]:
@@ -533,6 +498,10 @@ class SqliteStore(SqliteQueues, SqliteSchedules):
             conn.executemany(Q["import_job"], [rows.job_params(j) for j in jobs])
             created = conn.total_changes - before
             conn.executemany(Q["import_attempt"], [rows.attempt_params(a) for a in attempts])
+            links = [(j.id, p) for j in jobs for p in j.depends_on]
+            conn.executemany(Q["import_dependency"], [(c, p, p) for c, p in links])
+            conn.executemany(Q["mark_has_dependants"], [(p,) for _, p in links])
+            deps.ensure_names(conn, {j.queue for j in jobs}, {j.tenant for j in jobs})
             return created
 
     # One server per SQLite file: it sees all its own changes and leads every role.

@@ -6,13 +6,21 @@ from typing import Any
 
 import orjson
 
+from blixard.domain.constraints import (
+    Preference,
+    constraints_to_json,
+    parse_constraints,
+    parse_preferences,
+    preferences_to_json,
+)
 from blixard.domain.jobs import NO_REQUIREMENTS, Attempt, Job, NewJob, Requirements
 from blixard.domain.reports import JobState
 from blixard.domain.retry import Backoff
 from blixard.domain.states import JobStatus
 from blixard.domain.workers import Resources, Worker, WorkerSpec, WorkerStatus
 
-# The column order of the jobs table (migration 0001); later migrations append columns.
+# The column order of the jobs table (migration 0002 rebuilt it); ``SELECT *`` rows are
+# read by these positions.
 JOB_COLUMNS = (
     "id",
     "queue",
@@ -23,12 +31,23 @@ JOB_COLUMNS = (
     "req_memory_mb",
     "req_gpu",
     "req_labels",
+    "req_constraints",
+    "preferences",
     "priority",
     "run_at",
     "max_attempts",
     "backoff",
     "timeout_s",
     "idempotency_key",
+    "concurrency_key",
+    "concurrency_limit",
+    "group_id",
+    "step",
+    "schedule_id",
+    "depends_on",
+    "on_parent_failure",
+    "deps_pending",
+    "has_dependants",
     "status",
     "attempt",
     "claimed_by",
@@ -42,6 +61,7 @@ JOB_COLUMNS = (
     "created_at",
     "updated_at",
 )
+STATUS = JOB_COLUMNS.index("status")
 WORKER_COLUMNS = (
     "id",
     "worker_type",
@@ -71,10 +91,28 @@ def dumps_or_none(value: Any) -> str | None:
     return None if value is None else orjson.dumps(value).decode()
 
 
-def requirements(cpu: float, memory_mb: int, gpu: int, labels: str) -> Requirements:
-    if not cpu and not memory_mb and not gpu and labels == "{}":
+def requirements(
+    cpu: float, memory_mb: int, gpu: int, labels: str, constraints: str = "[]"
+) -> Requirements:
+    if not cpu and not memory_mb and not gpu and labels == "{}" and constraints == "[]":
         return NO_REQUIREMENTS
-    return Requirements(cpu=cpu, memory_mb=memory_mb, gpu=gpu, labels=_loads(labels))
+    return Requirements(
+        cpu=cpu,
+        memory_mb=memory_mb,
+        gpu=gpu,
+        labels=_loads(labels),
+        constraints=parse_constraints("constraints", _loads(constraints))
+        if constraints != "[]"
+        else (),
+    )
+
+
+def labels(text: str) -> dict[str, str]:
+    return {} if text == "{}" else dict(_loads(text))
+
+
+def preferences(text: str) -> tuple[Preference, ...]:
+    return () if text == "[]" else parse_preferences("preferences", _loads(text))
 
 
 _BACKOFF_CACHE: dict[str, Backoff] = {}
@@ -96,24 +134,33 @@ def job_from_row(r: tuple[Any, ...]) -> Job:
         tenant=r[2],
         payload=_loads(r[3]),
         worker_types=tuple(_loads(r[4])) if r[4] != "[]" else (),
-        requirements=requirements(r[5], r[6], r[7], r[8]),
-        priority=r[9],
-        run_at=r[10],
-        max_attempts=r[11],
-        backoff=backoff(r[12]),
-        timeout_s=r[13],
-        idempotency_key=r[14],
-        status=JobStatus(r[15]),
-        attempt=r[16],
-        claimed_by=r[17],
-        claimed_at=r[18],
-        lease_expires_at=r[19],
-        started_at=r[21],
-        finished_at=r[22],
-        result=None if r[23] is None else _loads(r[23]),
-        error=None if r[24] is None else _loads(r[24]),
-        created_at=r[25],
-        updated_at=r[26],
+        requirements=requirements(r[5], r[6], r[7], r[8], r[9]),
+        preferences=preferences(r[10]),
+        priority=r[11],
+        run_at=r[12],
+        max_attempts=r[13],
+        backoff=backoff(r[14]),
+        timeout_s=r[15],
+        idempotency_key=r[16],
+        concurrency_key=r[17],
+        concurrency_limit=r[18],
+        group_id=r[19],
+        step=r[20],
+        schedule_id=r[21],
+        depends_on=tuple(_loads(r[22])) if r[22] != "[]" else (),
+        on_parent_failure=r[23],
+        deps_pending=r[24],
+        status=JobStatus(r[26]),
+        attempt=r[27],
+        claimed_by=r[28],
+        claimed_at=r[29],
+        lease_expires_at=r[30],
+        started_at=r[32],
+        finished_at=r[33],
+        result=None if r[34] is None else _loads(r[34]),
+        error=None if r[35] is None else _loads(r[35]),
+        created_at=r[36],
+        updated_at=r[37],
     )
 
 
@@ -121,18 +168,26 @@ def job_state(r: tuple[Any, ...]) -> JobState:
     """What a report or an expiry decides on, from a full jobs row (deadline included)."""
     return JobState(
         id=r[0],
-        status=JobStatus(r[15]),
-        claimed_by=r[17],
-        attempt=r[16],
-        max_attempts=r[11],
-        backoff=backoff(r[12]),
-        claimed_at=r[18],
-        started_at=r[21],
-        deadline_at=r[20],
+        status=JobStatus(r[26]),
+        claimed_by=r[28],
+        attempt=r[27],
+        max_attempts=r[13],
+        backoff=backoff(r[14]),
+        claimed_at=r[29],
+        started_at=r[32],
+        deadline_at=r[31],
+        has_dependants=bool(r[25]),
     )
 
 
-def new_job_params(job: NewJob) -> tuple[Any, ...]:
+def has_dependants(r: tuple[Any, ...]) -> bool:
+    return bool(r[25])
+
+
+def new_job_params(
+    job: NewJob, status: JobStatus, deps_pending: int, error: dict[str, Any] | None
+) -> tuple[Any, ...]:
+    """The insert_job parameters; ``status`` and ``deps_pending`` come from the parents."""
     s = job.spec
     req = s.requirements
     return (
@@ -145,12 +200,25 @@ def new_job_params(job: NewJob) -> tuple[Any, ...]:
         req.memory_mb,
         req.gpu,
         dumps(dict(req.labels)),
+        dumps(constraints_to_json(req.constraints)) if req.constraints else "[]",
+        dumps(preferences_to_json(s.preferences)) if s.preferences else "[]",
         s.priority,
         job.run_at,
         s.max_attempts,
         dumps(s.backoff.to_dict()),
         s.timeout_s,
         s.idempotency_key,
+        s.concurrency_key,
+        s.concurrency_limit,
+        s.group_id,
+        s.step,
+        s.schedule_id,
+        dumps(list(s.depends_on)) if s.depends_on else "[]",
+        s.on_parent_failure,
+        deps_pending,
+        str(status),
+        job.created_at if status.terminal else None,
+        dumps_or_none(error),
         job.created_at,
         job.created_at,
     )
@@ -211,7 +279,8 @@ def worker_params(spec: WorkerSpec, now: float) -> tuple[Any, ...]:
 
 
 def job_params(j: Job) -> tuple[Any, ...]:
-    """Every column of a stored job but the private deadline, for a verbatim copy."""
+    """Every column of a stored job but the private deadline and the dependants flag, for a
+    verbatim copy (import_job)."""
     req = j.requirements
     return (
         j.id,
@@ -223,12 +292,22 @@ def job_params(j: Job) -> tuple[Any, ...]:
         req.memory_mb,
         req.gpu,
         dumps(dict(req.labels)),
+        dumps(constraints_to_json(req.constraints)),
+        dumps(preferences_to_json(j.preferences)),
         j.priority,
         j.run_at,
         j.max_attempts,
         dumps(j.backoff.to_dict()),
         j.timeout_s,
         j.idempotency_key,
+        j.concurrency_key,
+        j.concurrency_limit,
+        j.group_id,
+        j.step,
+        j.schedule_id,
+        dumps(list(j.depends_on)),
+        j.on_parent_failure,
+        j.deps_pending,
         str(j.status),
         j.attempt,
         j.claimed_by,

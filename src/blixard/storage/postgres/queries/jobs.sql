@@ -9,20 +9,28 @@
 INSERT INTO jobs (
     id, queue, tenant, payload, worker_types, req_cpu, req_memory_mb, req_gpu, req_labels,
     priority, run_at, max_attempts, backoff, timeout_s, idempotency_key, status, attempt,
-    created_at, updated_at
+    created_at, updated_at, req_constraints, preferences, concurrency_key, concurrency_limit,
+    group_id, step, schedule_id, depends_on, on_parent_failure, deps_pending, error,
+    finished_at
 )
 SELECT n.id, n.queue, n.tenant, n.payload::jsonb, n.worker_types::text[], n.req_cpu,
        n.req_memory_mb, n.req_gpu, n.req_labels::jsonb, n.priority, n.run_at, n.max_attempts,
-       n.backoff::jsonb, n.timeout_s, n.idempotency_key, 'pending', 0, n.created_at,
-       n.created_at
+       n.backoff::jsonb, n.timeout_s, n.idempotency_key, n.status, 0, n.created_at,
+       n.created_at, n.req_constraints::jsonb, n.preferences::jsonb, n.concurrency_key,
+       n.concurrency_limit, n.group_id, n.step, n.schedule_id, n.depends_on::text[],
+       n.on_parent_failure, n.deps_pending, n.error::jsonb, n.finished_at
 FROM unnest(
     $1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::double precision[],
     $7::bigint[], $8::integer[], $9::text[], $10::integer[], $11::double precision[],
     $12::integer[], $13::text[], $14::double precision[], $15::text[],
-    $16::double precision[]
+    $16::double precision[], $17::text[], $18::text[], $19::text[], $20::integer[],
+    $21::text[], $22::text[], $23::text[], $24::text[], $25::text[], $26::text[],
+    $27::integer[], $28::text[], $29::double precision[]
 ) AS n (
     id, queue, tenant, payload, worker_types, req_cpu, req_memory_mb, req_gpu, req_labels,
-    priority, run_at, max_attempts, backoff, timeout_s, idempotency_key, created_at
+    priority, run_at, max_attempts, backoff, timeout_s, idempotency_key, created_at,
+    req_constraints, preferences, concurrency_key, concurrency_limit, group_id, step,
+    schedule_id, depends_on, on_parent_failure, status, deps_pending, error, finished_at
 )
 ON CONFLICT (tenant, idempotency_key) WHERE idempotency_key IS NOT NULL DO NOTHING
 RETURNING id;
@@ -49,6 +57,7 @@ WHERE ($1::text[] IS NULL OR status = ANY ($1::text[]))
   AND ($3::text IS NULL OR tenant = $3)
   AND ($4::text IS NULL OR $4 = ANY (worker_types))
   AND ($5::text IS NULL OR id < $5)
+  AND ($7::text IS NULL OR group_id = $7)
 ORDER BY id DESC
 LIMIT $6;
 
@@ -60,6 +69,7 @@ WHERE status = $1
   AND ($3::text IS NULL OR tenant = $3)
   AND ($4::text IS NULL OR $4 = ANY (worker_types))
   AND ($5::text IS NULL OR id < $5)
+  AND ($7::text IS NULL OR group_id = $7)
 ORDER BY id DESC
 LIMIT $6;
 
@@ -78,13 +88,11 @@ FROM unnest(
     $6::double precision[], $7::text[], $8::text[]
 ) AS a (job_id, attempt, worker_id, claimed_at, started_at, finished_at, outcome, error);
 
--- name: claim
-SELECT * FROM blixard_claim($1, $2, $3, $4);
-
 -- The rows reports depend on, locked (in id order, so concurrent batches cannot deadlock)
 -- until the plan made from them is applied.
 -- name: report_state
-SELECT id, status, claimed_by, attempt, max_attempts, backoff, claimed_at, started_at
+SELECT id, status, claimed_by, attempt, max_attempts, backoff, claimed_at, started_at,
+       has_dependants
 FROM jobs WHERE id = ANY ($1::text[])
 ORDER BY id
 FOR UPDATE;
@@ -131,14 +139,14 @@ WHERE j.id = p.id AND j.status IN ('claimed', 'in_progress')
 UPDATE jobs
 SET status = 'cancelled', error = $1::text::jsonb, finished_at = $2,
     lease_expires_at = NULL, deadline_at = NULL, updated_at = $2
-WHERE id = $3 AND status IN ('pending', 'claimed', 'in_progress')
+WHERE id = $3 AND status IN ('blocked', 'pending', 'claimed', 'in_progress')
 RETURNING *;
 
 -- name: retry
 UPDATE jobs
 SET status = 'pending', run_at = $1, max_attempts = attempt + $2, finished_at = NULL,
     result = NULL, error = NULL, claimed_by = NULL, claimed_at = NULL, started_at = NULL,
-    updated_at = $1
+    deps_pending = 0, updated_at = $1
 WHERE id = $3 AND status IN ('failed', 'cancelled')
 RETURNING *;
 

@@ -11,10 +11,13 @@ ORDER BY job_id, attempt;
 -- name: import_job
 INSERT INTO jobs (
     id, queue, tenant, payload, worker_types, req_cpu, req_memory_mb, req_gpu, req_labels,
-    priority, run_at, max_attempts, backoff, timeout_s, idempotency_key, status, attempt,
-    claimed_by, claimed_at, lease_expires_at, deadline_at, started_at, finished_at, result,
-    error, created_at, updated_at
-) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, NULL, ?, ?, ?, ?, ?, ?)
+    req_constraints, preferences, priority, run_at, max_attempts, backoff, timeout_s,
+    idempotency_key, concurrency_key, concurrency_limit, group_id, step, schedule_id,
+    depends_on, on_parent_failure, deps_pending, status, attempt, claimed_by, claimed_at,
+    lease_expires_at, deadline_at, started_at, finished_at, result, error, created_at,
+    updated_at
+) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?,
+          ?, NULL, ?, ?, ?, ?, ?, ?)
 ON CONFLICT DO NOTHING;
 
 -- name: import_attempt
@@ -29,3 +32,13 @@ INSERT INTO workers (
     pid, version, status, registered_at, last_seen_at
 ) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
 ON CONFLICT DO NOTHING;
+
+-- A copied job's link to its parent, when the parent was copied (parents come first in id
+-- order).
+-- name: import_dependency
+INSERT INTO job_dependencies (job_id, parent_id)
+SELECT ?, ? WHERE EXISTS (SELECT 1 FROM jobs WHERE id = ?)
+ON CONFLICT DO NOTHING;
+
+-- name: mark_has_dependants
+UPDATE jobs SET has_dependants = 1 WHERE id = ?;

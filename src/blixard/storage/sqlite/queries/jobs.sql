@@ -4,9 +4,12 @@
 -- name: insert_job
 INSERT INTO jobs (
     id, queue, tenant, payload, worker_types, req_cpu, req_memory_mb, req_gpu, req_labels,
-    priority, run_at, max_attempts, backoff, timeout_s, idempotency_key, status, attempt,
-    created_at, updated_at
-) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 'pending', 0, ?, ?);
+    req_constraints, preferences, priority, run_at, max_attempts, backoff, timeout_s,
+    idempotency_key, concurrency_key, concurrency_limit, group_id, step, schedule_id,
+    depends_on, on_parent_failure, deps_pending, status, finished_at, error, created_at,
+    updated_at
+) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?,
+          ?, ?);
 
 -- name: find_idempotent
 SELECT * FROM jobs WHERE tenant = ? AND idempotency_key = ?;
@@ -24,6 +27,7 @@ WHERE (:status IS NULL OR status IN (SELECT value FROM json_each(:status)))
   AND (:tenant IS NULL OR tenant = :tenant)
   AND (:worker_type IS NULL
        OR EXISTS (SELECT 1 FROM json_each(jobs.worker_types) WHERE value = :worker_type))
+  AND (:group_id IS NULL OR group_id = :group_id)
   AND (:before IS NULL OR id < :before)
 ORDER BY id DESC
 LIMIT :limit;
@@ -35,6 +39,7 @@ WHERE status = :one_status
   AND (:tenant IS NULL OR tenant = :tenant)
   AND (:worker_type IS NULL
        OR EXISTS (SELECT 1 FROM json_each(jobs.worker_types) WHERE value = :worker_type))
+  AND (:group_id IS NULL OR group_id = :group_id)
   AND (:before IS NULL OR id < :before)
 ORDER BY id DESC
 LIMIT :limit;
@@ -48,51 +53,9 @@ INSERT INTO job_attempts (
     job_id, attempt, worker_id, claimed_at, started_at, finished_at, outcome, error
 ) VALUES (?, ?, ?, ?, ?, ?, ?, ?);
 
--- name: worker_usage
-SELECT count(*), coalesce(sum(req_cpu), 0), coalesce(sum(req_memory_mb), 0),
-       coalesce(sum(req_gpu), 0)
-FROM jobs INDEXED BY jobs_by_worker
-WHERE claimed_by = ? AND status IN ('claimed', 'in_progress');
-
--- name: all_worker_usage
-SELECT claimed_by, count(*), coalesce(sum(req_cpu), 0), coalesce(sum(req_memory_mb), 0),
-       coalesce(sum(req_gpu), 0)
-FROM jobs INDEXED BY jobs_by_worker
-WHERE status IN ('claimed', 'in_progress')
-GROUP BY claimed_by;
-
--- Candidates for a claim, in claim order, after the keyset position (:after_*): the scan
--- walks jobs_claimable and stops at :scan rows.
--- name: claim_candidates
-SELECT id, req_cpu, req_memory_mb, req_gpu, req_labels, priority, run_at
-FROM jobs INDEXED BY jobs_claimable
-WHERE status = 'pending'
-  AND run_at <= :now
-  AND (worker_types = '[]'
-       OR EXISTS (SELECT 1 FROM json_each(jobs.worker_types) WHERE value = :worker_type))
-  AND req_cpu <= :cpu AND req_memory_mb <= :memory_mb AND req_gpu <= :gpu
-  AND (:after_id IS NULL
-       OR priority < :after_priority
-       OR (priority = :after_priority
-           AND (run_at > :after_run_at OR (run_at = :after_run_at AND id > :after_id))))
-ORDER BY priority DESC, run_at, id
-LIMIT :scan;
-
--- name: claim
-UPDATE jobs
-SET status = 'claimed',
-    attempt = attempt + 1,
-    claimed_by = :worker_id,
-    claimed_at = :now,
-    lease_expires_at = :now + :ttl,
-    deadline_at = CASE WHEN timeout_s IS NULL THEN NULL ELSE :now + timeout_s + :ttl END,
-    started_at = NULL,
-    updated_at = :now
-WHERE id IN (SELECT value FROM json_each(:ids)) AND status = 'pending'
-RETURNING *;
-
 -- name: report_state
-SELECT id, status, claimed_by, attempt, max_attempts, backoff, claimed_at, started_at
+SELECT id, status, claimed_by, attempt, max_attempts, backoff, claimed_at, started_at,
+       has_dependants
 FROM jobs WHERE id IN (SELECT value FROM json_each(?));
 
 -- name: start
@@ -121,14 +84,14 @@ WHERE id = ? AND status IN ('claimed', 'in_progress') AND claimed_by = ? AND att
 UPDATE jobs
 SET status = 'cancelled', error = ?, finished_at = ?, lease_expires_at = NULL,
     deadline_at = NULL, updated_at = ?
-WHERE id = ? AND status IN ('pending', 'claimed', 'in_progress')
+WHERE id = ? AND status IN ('blocked', 'pending', 'claimed', 'in_progress')
 RETURNING *;
 
 -- name: retry
 UPDATE jobs
 SET status = 'pending', run_at = ?, max_attempts = attempt + ?, finished_at = NULL,
     result = NULL, error = NULL, claimed_by = NULL, claimed_at = NULL, started_at = NULL,
-    updated_at = ?
+    deps_pending = 0, updated_at = ?
 WHERE id = ? AND status IN ('failed', 'cancelled')
 RETURNING *;
 

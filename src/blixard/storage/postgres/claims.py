@@ -1,0 +1,195 @@
+"""PostgreSQL: the claim. Locks the worker and the limits that need exact counts, fetches
+each tenant's claimable jobs (locked SKIP LOCKED) a page at a time, lets
+``domain.admission`` choose, and marks the chosen jobs claimed, in one transaction. See
+queries/claims.sql for the lock order."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import replace
+from typing import TYPE_CHECKING, Any
+
+from asyncpg import Record
+
+from blixard.domain.admission import Admission, Candidate, LimitState
+from blixard.domain.constraints import parse_constraints, parse_preferences
+from blixard.domain.jobs import NO_REQUIREMENTS, Job, Requirements
+from blixard.domain.placement import free_capacity
+from blixard.domain.queues import Queue, RateLimit, Tenant
+from blixard.domain.workers import WorkerStatus
+from blixard.errors import WorkerNotFound
+from blixard.storage import sqlfiles
+from blixard.storage.base import ClaimRequest
+from blixard.storage.postgres import rows
+from blixard.storage.postgres.locks import stable_key
+
+if TYPE_CHECKING:
+    from blixard.storage.postgres.driver import Conn
+
+Q = sqlfiles.queries("blixard.storage.postgres")
+MAX_ROUNDS = 8
+
+
+def _limits(ctx: Record, now: float) -> LimitState:
+    queues: dict[str, Queue] = {}
+    tokens: dict[str, float] = {}
+    for name, paused, max_running, rate_limit, period, rtokens, rupdated in ctx["queues"]:
+        rate = RateLimit(rate_limit, period) if rate_limit is not None else None
+        queues[name] = Queue(name, paused, max_running, rate, rtokens, rupdated)
+        if rate is not None:
+            tokens[name] = rate.refill(rtokens, rupdated, now)
+    tenants = {
+        name: Tenant(name, weight=weight, max_running=max_running, served_at=served_at)
+        for name, weight, max_running, served_at in ctx["tenants"]
+    }
+    tenant_running: dict[str, int] = {}
+    queue_running: dict[str, int] = {}
+    for tenant, queue, count in ctx["active"]:
+        tenant_running[tenant] = tenant_running.get(tenant, 0) + count
+        queue_running[queue] = queue_running.get(queue, 0) + count
+    return LimitState(
+        queues=queues,
+        queue_running=queue_running,
+        tokens=tokens,
+        tenants=tenants,
+        tenant_running=tenant_running,
+    )
+
+
+def _candidate(r: Record) -> Candidate:
+    constraints = r["req_constraints"]
+    cpu, mem, gpu = r["req_cpu"], r["req_memory_mb"], r["req_gpu"]
+    if not (cpu or mem or gpu or constraints):
+        req = NO_REQUIREMENTS
+    else:
+        req = Requirements(
+            cpu=cpu,
+            memory_mb=mem,
+            gpu=gpu,
+            constraints=parse_constraints("constraints", constraints) if constraints else (),
+        )
+    prefs = r["preferences"]
+    return Candidate(
+        id=r["id"],
+        tenant=r["tenant"],
+        queue=r["queue"],
+        priority=r["priority"],
+        requirements=req,
+        preferences=parse_preferences("preferences", prefs) if prefs else (),
+        concurrency_key=r["concurrency_key"],
+        concurrency_limit=r["concurrency_limit"],
+    )
+
+
+async def claim(conn: Conn, request: ClaimRequest, now: float, scope: str) -> list[Job]:
+    """In the caller's transaction. ``scope`` keeps advisory keys apart per schema."""
+    wrow = await conn.fetchrow(Q["claim_lock"], request.worker_id)
+    if wrow is None:
+        raise WorkerNotFound(request.worker_id)
+    if wrow["status"] != WorkerStatus.ONLINE or request.limit <= 0:
+        return []
+    ctx = await conn.fetchrow(Q["claim_context"], request.worker_id)
+    assert ctx is not None
+    capacity = free_capacity(
+        concurrency=wrow["concurrency"],
+        cpu=wrow["cpu"],
+        memory_mb=wrow["memory_mb"],
+        gpu=wrow["gpu"],
+        running=ctx["running"],
+        used_cpu=ctx["used_cpu"],
+        used_memory_mb=ctx["used_memory_mb"],
+        used_gpu=ctx["used_gpu"],
+        limit=request.limit,
+    )
+    if capacity.slots <= 0:
+        return []
+    limits = _limits(ctx, now)
+    labels: dict[str, str] = wrow["labels"]
+    admission = Admission(capacity, labels, limits)
+    await _choose(conn, admission, limits, wrow, now, scope)
+    if not admission.chosen:
+        return []
+    spent = [
+        (name, limits.tokens[name] - used)
+        for name, used in sorted(admission.tokens_used().items())
+        if limits.queues[name].rate is not None
+    ]
+    served = sorted(admission.served) if admission.contended else []
+    found = await conn.fetch(
+        Q["claim"],
+        admission.chosen,
+        request.worker_id,
+        request.lease_ttl_s,
+        now,
+        [n for n, _ in spent],
+        [t for _, t in spent],
+        served,
+    )
+    order = {job_id: i for i, job_id in enumerate(admission.chosen)}
+    jobs = sorted((rows.job_from_row(r) for r in found), key=lambda j: order[j.id])
+    return await _with_parent_results(conn, jobs)
+
+
+async def _choose(
+    conn: Conn,
+    admission: Admission,
+    limits: LimitState,
+    worker: Record,
+    now: float,
+    scope: str,
+) -> None:
+    at_quota = set(limits.tenants_at_quota())
+    tenants = [t for t in sorted(limits.tenants) if t not in at_quota]
+    after: dict[str, tuple[Any, Any, Any]] = {t: (None, None, None) for t in tenants}
+    page_size = max(16, admission.capacity.slots * 2)
+    keys_known: set[str] = set()
+    labels = dict(worker["labels"])
+    for _ in range(MAX_ROUNDS):
+        if admission.done or not tenants:
+            return
+        cap = admission.capacity
+        found = await conn.fetch(
+            Q["claim_candidates"],
+            tenants,
+            [after[t][0] for t in tenants],
+            [after[t][1] for t in tenants],
+            [after[t][2] for t in tenants],
+            now,
+            worker["worker_type"],
+            labels,
+            cap.cpu + 1e-9,
+            cap.memory_mb,
+            cap.gpu,
+            admission.blocked_queues(),
+            sorted(admission.full_keys),
+            page_size,
+        )
+        pages: dict[str, list[Candidate]] = {t: [] for t in tenants}
+        for r in found:
+            pages[r["tenant"]].append(_candidate(r))
+            after[r["tenant"]] = (r["priority"], r["run_at"], r["id"])
+        keys = {c.concurrency_key for p in pages.values() for c in p if c.concurrency_key}
+        await _count_keys(conn, admission, sorted(keys - keys_known), scope)
+        keys_known |= keys
+        exhausted = admission.offer(pages)
+        tenants = [t for t in tenants if len(pages[t]) == page_size and t in exhausted]
+
+
+async def _count_keys(conn: Conn, admission: Admission, keys: Sequence[str], scope: str) -> None:
+    """Lock the keys (so no other claim counts them meanwhile), then count their running
+    jobs in a later statement, which sees every claim that committed before the lock."""
+    if not keys:
+        return
+    await conn.fetchval(Q["lock_keys"], [stable_key("key", scope, k) for k in keys])
+    counts: dict[str, int] = {r[0]: r[1] for r in await conn.fetch(Q["active_by_key"], list(keys))}
+    admission.add_key_counts({k: counts.get(k, 0) for k in keys})
+
+
+async def _with_parent_results(conn: Conn, jobs: list[Job]) -> list[Job]:
+    with_parents = [j.id for j in jobs if j.depends_on]
+    if not with_parents:
+        return jobs
+    results: dict[str, dict[str, Any]] = {}
+    for job_id, parent_id, step, result in await conn.fetch(Q["parent_results"], with_parents):
+        results.setdefault(job_id, {})[step or parent_id] = result
+    return [replace(j, parent_results=results.get(j.id, {})) if j.depends_on else j for j in jobs]

@@ -1,0 +1,113 @@
+-- The claim (PostgreSQL), in a READ COMMITTED transaction. Locks come first, always in
+-- this order, so claims never deadlock: the worker row (a worker's claims run one after
+-- the other: its free capacity is never counted twice), the capped or rate-limited queues
+-- and the tenants with a quota (by name), then the concurrency keys met (advisory locks,
+-- in key order). Each count is read by a statement after the locks that guard it, so it
+-- sees every claim that committed before. Jobs are locked with SKIP LOCKED: two claims
+-- never take the same job and never wait for each other's candidates.
+
+-- name: claim_lock
+SELECT w.*,
+       (SELECT count(*) FROM (
+            SELECT 1 FROM queues AS q
+            WHERE q.max_running IS NOT NULL OR q.rate_limit IS NOT NULL
+            ORDER BY q.name FOR UPDATE
+        ) AS lq) AS locked_queues,
+       (SELECT count(*) FROM (
+            SELECT 1 FROM tenants AS t WHERE t.max_running IS NOT NULL
+            ORDER BY t.name FOR UPDATE
+        ) AS lt) AS locked_tenants
+FROM workers AS w
+WHERE w.id = $1
+FOR UPDATE OF w;
+
+-- The worker's usage and the limits, read after the locks.
+-- name: claim_context
+SELECT
+    (SELECT count(*)::integer FROM jobs AS a
+      WHERE a.claimed_by = $1 AND a.status IN ('claimed', 'in_progress')) AS running,
+    (SELECT coalesce(sum(a.req_cpu), 0)::double precision FROM jobs AS a
+      WHERE a.claimed_by = $1 AND a.status IN ('claimed', 'in_progress')) AS used_cpu,
+    (SELECT coalesce(sum(a.req_memory_mb), 0)::bigint FROM jobs AS a
+      WHERE a.claimed_by = $1 AND a.status IN ('claimed', 'in_progress')) AS used_memory_mb,
+    (SELECT coalesce(sum(a.req_gpu), 0)::bigint FROM jobs AS a
+      WHERE a.claimed_by = $1 AND a.status IN ('claimed', 'in_progress')) AS used_gpu,
+    (SELECT coalesce(jsonb_agg(jsonb_build_array(
+                q.name, q.paused, q.max_running, q.rate_limit, q.rate_period_s,
+                q.rate_tokens, q.rate_updated_at)), '[]')
+       FROM queues AS q
+      WHERE q.paused OR q.max_running IS NOT NULL OR q.rate_limit IS NOT NULL) AS queues,
+    (SELECT coalesce(jsonb_agg(jsonb_build_array(
+                t.name, t.weight, t.max_running, t.served_at) ORDER BY t.name), '[]')
+       FROM tenants AS t) AS tenants,
+    (SELECT coalesce(jsonb_agg(jsonb_build_array(c.tenant, c.queue, c.n)), '[]')
+       FROM (SELECT a.tenant, a.queue, count(*) AS n FROM jobs AS a
+              WHERE a.status IN ('claimed', 'in_progress')
+              GROUP BY a.tenant, a.queue) AS c) AS active;
+
+-- Each tenant's claimable jobs for this worker, in claim order, after the tenant's keyset
+-- position, skipping blocked queues and full keys: one index walk per tenant.
+-- name: claim_candidates
+SELECT c.*
+FROM unnest($1::text[], $2::integer[], $3::double precision[], $4::text[])
+     AS t (tenant, after_priority, after_run_at, after_id)
+CROSS JOIN LATERAL (
+    SELECT j.id, j.tenant, j.queue, j.priority, j.run_at, j.req_cpu, j.req_memory_mb,
+           j.req_gpu, j.req_constraints, j.preferences, j.concurrency_key,
+           j.concurrency_limit
+    FROM jobs AS j
+    WHERE j.tenant = t.tenant
+      AND j.status = 'pending'
+      AND j.run_at <= $5
+      AND (j.worker_types = '{}' OR $6 = ANY (j.worker_types))
+      AND (j.req_labels = '{}' OR $7::jsonb @> j.req_labels)
+      AND j.req_cpu <= $8 AND j.req_memory_mb <= $9 AND j.req_gpu <= $10
+      AND j.queue <> ALL ($11::text[])
+      AND (j.concurrency_key IS NULL OR j.concurrency_key <> ALL ($12::text[]))
+      AND (t.after_id IS NULL
+           OR j.priority < t.after_priority
+           OR (j.priority = t.after_priority
+               AND (j.run_at > t.after_run_at
+                    OR (j.run_at = t.after_run_at AND j.id > t.after_id))))
+    ORDER BY j.priority DESC, j.run_at, j.id
+    LIMIT $13
+    FOR UPDATE OF j SKIP LOCKED
+) AS c;
+
+-- name: lock_keys
+SELECT count(pg_advisory_xact_lock(k.key))
+FROM (SELECT key FROM unnest($1::bigint[]) AS u (key) ORDER BY key) AS k;
+
+-- name: active_by_key
+SELECT concurrency_key, count(*)::integer FROM jobs
+WHERE status IN ('claimed', 'in_progress') AND concurrency_key = ANY ($1::text[])
+GROUP BY concurrency_key;
+
+-- Mark the chosen jobs claimed, spend rate tokens, and move the served tenants to the back
+-- of the round robin (a tenant row another claim holds is left alone: never wait there).
+-- name: claim
+WITH spent AS (
+    UPDATE queues AS q SET rate_tokens = s.tokens, rate_updated_at = $4
+    FROM unnest($5::text[], $6::double precision[]) AS s (name, tokens)
+    WHERE q.name = s.name
+), served AS (
+    UPDATE tenants AS t SET served_at = $4
+    WHERE t.name IN (SELECT name FROM tenants WHERE name = ANY ($7::text[])
+                     FOR UPDATE SKIP LOCKED)
+)
+UPDATE jobs AS t
+SET status = 'claimed',
+    attempt = t.attempt + 1,
+    claimed_by = $2,
+    claimed_at = $4,
+    lease_expires_at = $4 + $3,
+    deadline_at = CASE WHEN t.timeout_s IS NULL THEN NULL ELSE $4 + t.timeout_s + $3 END,
+    started_at = NULL,
+    updated_at = $4
+WHERE t.id = ANY ($1::text[]) AND t.status = 'pending'
+RETURNING t.*;
+
+-- name: parent_results
+SELECT d.job_id, p.id, p.step, p.result
+FROM job_dependencies AS d JOIN jobs AS p ON p.id = d.parent_id
+WHERE d.job_id = ANY ($1::text[]);

@@ -1,0 +1,84 @@
+-- The claim (SQLite). The single writer serialises claims, so the counts read here are
+-- exact until the claim commits. domain.admission decides; these statements feed it.
+
+-- name: worker_usage
+SELECT count(*), coalesce(sum(req_cpu), 0), coalesce(sum(req_memory_mb), 0),
+       coalesce(sum(req_gpu), 0)
+FROM jobs INDEXED BY jobs_by_worker
+WHERE claimed_by = ? AND status IN ('claimed', 'in_progress');
+
+-- name: all_worker_usage
+SELECT claimed_by, count(*), coalesce(sum(req_cpu), 0), coalesce(sum(req_memory_mb), 0),
+       coalesce(sum(req_gpu), 0)
+FROM jobs INDEXED BY jobs_by_worker
+WHERE status IN ('claimed', 'in_progress')
+GROUP BY claimed_by;
+
+-- Queues a claim must look at: paused, capped or rate-limited.
+-- name: restricted_queues
+SELECT name, paused, max_running, rate_limit, rate_period_s, rate_tokens, rate_updated_at
+FROM queues
+WHERE paused OR max_running IS NOT NULL OR rate_limit IS NOT NULL;
+
+-- name: all_tenants
+SELECT name, weight, max_running, served_at FROM tenants;
+
+-- Running jobs per tenant and queue.
+-- name: active_by_tenant_queue
+SELECT tenant, queue, count(*) FROM jobs INDEXED BY jobs_active_by_tenant
+WHERE status IN ('claimed', 'in_progress')
+GROUP BY tenant, queue;
+
+-- name: active_by_key
+SELECT concurrency_key, count(*) FROM jobs INDEXED BY jobs_active_by_key
+WHERE status IN ('claimed', 'in_progress') AND concurrency_key IS NOT NULL
+  AND concurrency_key IN (SELECT value FROM json_each(?))
+GROUP BY concurrency_key;
+
+-- One tenant's claimable jobs for this worker, in claim order, after the keyset position
+-- (:after_*), skipping blocked queues and full concurrency keys: walks jobs_claimable.
+-- name: claim_candidates
+SELECT id, tenant, queue, priority, run_at, req_cpu, req_memory_mb, req_gpu, req_labels,
+       req_constraints, preferences, concurrency_key, concurrency_limit
+FROM jobs INDEXED BY jobs_claimable
+WHERE tenant = :tenant
+  AND status = 'pending'
+  AND run_at <= :now
+  AND (worker_types = '[]'
+       OR EXISTS (SELECT 1 FROM json_each(jobs.worker_types) WHERE value = :worker_type))
+  AND req_cpu <= :cpu AND req_memory_mb <= :memory_mb AND req_gpu <= :gpu
+  AND (:blocked_queues = '[]'
+       OR queue NOT IN (SELECT value FROM json_each(:blocked_queues)))
+  AND (concurrency_key IS NULL OR :full_keys = '[]'
+       OR concurrency_key NOT IN (SELECT value FROM json_each(:full_keys)))
+  AND (:after_id IS NULL
+       OR priority < :after_priority
+       OR (priority = :after_priority
+           AND (run_at > :after_run_at OR (run_at = :after_run_at AND id > :after_id))))
+ORDER BY priority DESC, run_at, id
+LIMIT :scan;
+
+-- name: claim
+UPDATE jobs
+SET status = 'claimed',
+    attempt = attempt + 1,
+    claimed_by = :worker_id,
+    claimed_at = :now,
+    lease_expires_at = :now + :ttl,
+    deadline_at = CASE WHEN timeout_s IS NULL THEN NULL ELSE :now + timeout_s + :ttl END,
+    started_at = NULL,
+    updated_at = :now
+WHERE id IN (SELECT value FROM json_each(:ids)) AND status = 'pending'
+RETURNING *;
+
+-- name: spend_tokens
+UPDATE queues SET rate_tokens = ?, rate_updated_at = ? WHERE name = ?;
+
+-- name: mark_served
+UPDATE tenants SET served_at = ? WHERE name IN (SELECT value FROM json_each(?));
+
+-- The results of the parents of claimed jobs, for steps that read them.
+-- name: parent_results
+SELECT d.job_id, p.id, p.step, p.result
+FROM job_dependencies AS d JOIN jobs AS p ON p.id = d.parent_id
+WHERE d.job_id IN (SELECT value FROM json_each(?));
