@@ -7,6 +7,7 @@ period, and give a tenant a quota of running jobs and a weight (its share under 
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 from blixard.domain import validation as v
@@ -70,6 +71,19 @@ class Tenant:
     served_at: float = 0.0
     created_at: float = 0.0
     updated_at: float = 0.0
+
+
+def next_token_at(buckets: Iterable[tuple[int, float, float, float]], now: float) -> float | None:
+    """The earliest time one of these rate-limited queues (limit, period_s, tokens,
+    updated_at), each with due jobs waiting, gets a token back; None if none is dry (a
+    queue with tokens left waits for a worker that fits, not for time)."""
+    times = []
+    for limit, period_s, tokens, updated_at in buckets:
+        rate = RateLimit(limit, period_s)
+        left = rate.refill(tokens, updated_at, now)
+        if left < 1:
+            times.append(rate.next_token_at(left, now))
+    return min(times, default=None)
 
 
 def check_max_running(field: str, value: int | None) -> int | None:

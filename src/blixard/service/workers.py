@@ -72,6 +72,9 @@ class WorkerService(UseCases):
             now = self._clock.now()
             if next_due is not None and next_due > now:  # delayed work: wake when it is due
                 sleep = min(sleep, next_due - now)
+            next_token = await self._store.next_token_at(now)
+            if next_token is not None:  # a rate-limited queue refills: try again then
+                sleep = min(sleep, max(next_token - now, 0.001))
             # Otherwise nothing is due, or what is due does not fit this worker now: a submit,
             # a requeue or freed capacity notifies the signal.
             await self._work.wait(epoch, sleep)

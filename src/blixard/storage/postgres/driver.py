@@ -23,6 +23,7 @@ import asyncpg
 from asyncpg.pool import PoolConnectionProxy
 
 from blixard.domain.jobs import Attempt, Job, NewJob, pending_job
+from blixard.domain.queues import next_token_at
 from blixard.domain.reports import WritePlan, plan_expiry, plan_reports
 from blixard.domain.states import CANCEL, RETRY, JobStatus
 from blixard.domain.workers import Worker, WorkerSpec, WorkerStatus
@@ -550,6 +551,11 @@ class PostgresStore(PostgresQueues, PostgresSchedules):
     async def claim_jobs(self, request: ClaimRequest, now: float) -> list[Job]:
         async with self._transaction() as conn:
             return await claims.claim(conn, request, now, self.schema or "")
+
+    async def next_token_at(self, now: float) -> float | None:
+        async with self._acquire() as conn:
+            found = await conn.fetch(Q["rate_limited_waiting"], now)
+        return next_token_at([tuple(r) for r in found], now)
 
     async def next_due_at(self) -> float | None:
         async with self._acquire() as conn:

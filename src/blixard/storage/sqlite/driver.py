@@ -11,6 +11,7 @@ from typing import Any
 import orjson
 
 from blixard.domain.jobs import Attempt, Job, NewJob, pending_job
+from blixard.domain.queues import next_token_at
 from blixard.domain.reports import JobState, WritePlan, plan_expiry, plan_reports
 from blixard.domain.states import CANCEL, RETRY, JobStatus
 from blixard.domain.workers import Worker, WorkerSpec, WorkerStatus
@@ -247,6 +248,13 @@ class SqliteStore(SqliteQueues, SqliteSchedules):
     def _claim_sync(self, request: ClaimRequest, now: float) -> list[Job]:
         with self._db.transaction() as conn:
             return claims.claim(conn, request, now)
+
+    async def next_token_at(self, now: float) -> float | None:
+        return await self._db.run(self._next_token_sync, now)
+
+    def _next_token_sync(self, now: float) -> float | None:
+        found = self._db.conn.execute(Q["rate_limited_waiting"], (now,)).fetchall()
+        return next_token_at(found, now)
 
     async def next_due_at(self) -> float | None:
         return await self._db.run(self._next_due_sync)

@@ -111,3 +111,11 @@ RETURNING t.*;
 SELECT d.job_id, p.id, p.step, p.result
 FROM job_dependencies AS d JOIN jobs AS p ON p.id = d.parent_id
 WHERE d.job_id = ANY ($1::text[]);
+
+-- Rate-limited queues with due jobs waiting: when does each get its next token?
+-- name: rate_limited_waiting
+SELECT q.rate_limit, q.rate_period_s, q.rate_tokens, q.rate_updated_at
+FROM queues AS q
+WHERE q.rate_limit IS NOT NULL AND NOT q.paused
+  AND EXISTS (SELECT 1 FROM jobs AS j
+              WHERE j.queue = q.name AND j.status = 'pending' AND j.run_at <= $1);

@@ -82,3 +82,11 @@ UPDATE tenants SET served_at = ? WHERE name IN (SELECT value FROM json_each(?));
 SELECT d.job_id, p.id, p.step, p.result
 FROM job_dependencies AS d JOIN jobs AS p ON p.id = d.parent_id
 WHERE d.job_id IN (SELECT value FROM json_each(?));
+
+-- Rate-limited queues with due jobs waiting: when does each get its next token?
+-- name: rate_limited_waiting
+SELECT q.rate_limit, q.rate_period_s, q.rate_tokens, q.rate_updated_at
+FROM queues AS q
+WHERE q.rate_limit IS NOT NULL AND NOT q.paused
+  AND EXISTS (SELECT 1 FROM jobs AS j
+              WHERE j.queue = q.name AND j.status = 'pending' AND j.run_at <= ?);
