@@ -64,6 +64,12 @@ def stage_progress(*, quiet: bool) -> Iterator[Callable[[str, int, int], None]]:
     "--claim-backlogs",
     help="Instead: claim latency with these backlogs of pending jobs, e.g. 1000,1000000.",
 )
+@option(
+    "--scheduling",
+    is_flag=True,
+    help="Instead: claim throughput with fairness and limits on, beside the plain figure "
+    "(--jobs jobs claimed --concurrency at a time).",
+)
 @json_option
 def bench(
     database: str | None,
@@ -72,9 +78,13 @@ def bench(
     latency_samples: int,
     repeat: int,
     claim_backlogs: str | None,
+    scheduling: bool,
     as_json: bool,
 ) -> None:
     """Bulk-submit no-op jobs, run them with one worker process, print the figures."""
+    if scheduling:
+        _scheduling(database, jobs, concurrency, repeat, as_json)
+        return
     if claim_backlogs:
         _claim_scaling(database, claim_backlogs, latency_samples, as_json)
         return
@@ -154,3 +164,44 @@ def _claim_scaling(database: str | None, backlogs: str, samples: int, as_json: b
     if len(results) > 1:
         ratio = results[-1].claim_p50_ms / results[0].claim_p50_ms
         output.console.print(f"p50 ratio, largest to smallest backlog: {ratio:.2f}x")
+
+
+def _scheduling(database: str | None, jobs: int, batch: int, repeat: int, as_json: bool) -> None:
+    from blixard import scheduling_bench
+
+    with stage_progress(quiet=as_json) as progress:
+        runs, median = scheduling_bench.claim_throughput(
+            database=database, jobs=jobs, batch=batch, repeat=repeat, progress=progress
+        )
+    if as_json:
+        output.print_json(
+            {
+                "machine": benchmark.machine(),
+                "median": {**dataclasses.asdict(median), "ratio": median.ratio},
+                "runs": [{**dataclasses.asdict(r), "ratio": r.ratio} for r in runs],
+            }
+        )
+        return
+    table = Table(
+        title=f"claim throughput, {jobs:,} jobs in claims of {batch} "
+        f"({database or 'sqlite'}, {benchmark.machine()})",
+        box=None,
+        header_style="bold",
+        title_justify="left",
+    )
+    table.add_column("figure")
+    for i in range(len(runs)):
+        table.add_column(f"run {i + 1}", justify="right")
+    table.add_column("median", justify="right", style="bold")
+    lines = [
+        ("plain (jobs/s)", [r.plain_jobs_per_s for r in runs], median.plain_jobs_per_s),
+        (
+            "fairness + limits (jobs/s)",
+            [r.scheduling_jobs_per_s for r in runs],
+            median.scheduling_jobs_per_s,
+        ),
+    ]
+    for label, values, mid in lines:
+        table.add_row(label, *(f"{v:,.0f}" for v in values), f"{mid:,.0f}")
+    table.add_row("cost (plain / with)", *(f"{r.ratio:.2f}x" for r in runs), f"{median.ratio:.2f}x")
+    output.console.print(table)

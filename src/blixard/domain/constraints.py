@@ -16,6 +16,8 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+import orjson
+
 from blixard.domain import validation as v
 from blixard.errors import ValidationError
 
@@ -172,3 +174,23 @@ def constraints_to_json(items: Sequence[LabelConstraint]) -> list[dict[str, Any]
 
 def preferences_to_json(items: Sequence[Preference]) -> list[dict[str, Any]]:
     return [p.to_dict() for p in items]
+
+
+_PARSED: dict[str, tuple[tuple[LabelConstraint, ...], tuple[Preference, ...]]] = {}
+
+
+def parsed_json(
+    constraints_json: str, preferences_json: str
+) -> tuple[tuple[LabelConstraint, ...], tuple[Preference, ...]]:
+    """Stored (already validated) JSON back to objects, memoised: a claim reads the same
+    few shapes over and over."""
+    key = constraints_json + "\x00" + preferences_json
+    found = _PARSED.get(key)
+    if found is None:
+        found = (
+            parse_constraints("constraints", orjson.loads(constraints_json)),
+            parse_preferences("preferences", orjson.loads(preferences_json)),
+        )
+        if len(_PARSED) < 1024:
+            _PARSED[key] = found
+    return found

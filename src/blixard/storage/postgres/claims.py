@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any
 from asyncpg import Record
 
 from blixard.domain.admission import Admission, Candidate, LimitState
-from blixard.domain.constraints import parse_constraints, parse_preferences
+from blixard.domain.constraints import LabelConstraint, Preference, parsed_json
 from blixard.domain.jobs import NO_REQUIREMENTS, Job, Requirements
 from blixard.domain.placement import free_capacity
 from blixard.domain.queues import Queue, RateLimit, Tenant
@@ -57,25 +57,23 @@ def _limits(ctx: Record, now: float) -> LimitState:
 
 
 def _candidate(r: Record) -> Candidate:
-    constraints = r["req_constraints"]
+    constraints_json, prefs_json = r["req_constraints"], r["preferences"]
+    constraints: tuple[LabelConstraint, ...] = ()
+    prefs: tuple[Preference, ...] = ()
+    if constraints_json != "[]" or prefs_json != "[]":
+        constraints, prefs = parsed_json(constraints_json, prefs_json)
     cpu, mem, gpu = r["req_cpu"], r["req_memory_mb"], r["req_gpu"]
     if not (cpu or mem or gpu or constraints):
         req = NO_REQUIREMENTS
     else:
-        req = Requirements(
-            cpu=cpu,
-            memory_mb=mem,
-            gpu=gpu,
-            constraints=parse_constraints("constraints", constraints) if constraints else (),
-        )
-    prefs = r["preferences"]
+        req = Requirements(cpu=cpu, memory_mb=mem, gpu=gpu, constraints=constraints)
     return Candidate(
         id=r["id"],
         tenant=r["tenant"],
         queue=r["queue"],
         priority=r["priority"],
         requirements=req,
-        preferences=parse_preferences("preferences", prefs) if prefs else (),
+        preferences=prefs,
         concurrency_key=r["concurrency_key"],
         concurrency_limit=r["concurrency_limit"],
     )
@@ -141,7 +139,9 @@ async def _choose(
     at_quota = set(limits.tenants_at_quota())
     tenants = [t for t in sorted(limits.tenants) if t not in at_quota]
     after: dict[str, tuple[Any, Any, Any]] = {t: (None, None, None) for t in tenants}
-    page_size = max(16, admission.capacity.slots * 2)
+    # Fair shares split the worker's room between tenants: each tenant's first page covers
+    # twice its even share; tenants that need more get further pages.
+    page_size = max(16, -(-admission.capacity.slots * 2 // max(1, len(tenants))))
     keys_known: set[str] = set()
     labels = dict(worker["labels"])
     for _ in range(MAX_ROUNDS):

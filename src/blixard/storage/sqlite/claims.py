@@ -129,7 +129,9 @@ def _choose(
     at_quota = set(limits.tenants_at_quota())
     tenants = [t for t in sorted(limits.tenants) if t not in at_quota]
     after: dict[str, tuple[Any, Any, Any]] = {t: (None, None, None) for t in tenants}
-    page_size = max(16, admission.capacity.slots * 2)
+    # Fair shares split the worker's room between tenants: each tenant's first page covers
+    # twice its even share; tenants that need more get further pages.
+    page_size = max(16, -(-admission.capacity.slots * 2 // max(1, len(tenants))))
     key_counts_loaded: set[str] = set()
     for _ in range(MAX_ROUNDS):
         if admission.done or not tenants:

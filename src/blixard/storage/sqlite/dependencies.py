@@ -43,7 +43,7 @@ def link_parents(
     field: str,
     batch: Mapping[str, tuple[str, JobStatus]],
 ) -> tuple[JobStatus, int, dict[str, object] | None]:
-    """Record the job's parents (stored or earlier in ``batch``: id -> (tenant, status)) and
+    """Mark the job's parents (stored or earlier in ``batch``: id -> (tenant, status)) and
     decide its first status. ValidationError names a parent that is not in the tenant."""
     parents = job.spec.depends_on
     found = {
@@ -57,8 +57,12 @@ def link_parents(
                 f"{field}[{i}]", f"no job {parent!r} in tenant {job.spec.tenant!r}"
             )
         statuses[parent] = tenant_status[1]
-    conn.executemany(Q["insert_dependency"], [(job.id, p) for p in parents])
     return initial_state(statuses, job.spec.on_parent_failure)
+
+
+def insert_links(conn: sqlite3.Connection, job: NewJob) -> None:
+    """After the job's row: one link per parent."""
+    conn.executemany(Q["insert_dependency"], [(job.id, p) for p in job.spec.depends_on])
 
 
 def settle_dependants(

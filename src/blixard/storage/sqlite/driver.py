@@ -145,6 +145,8 @@ class SqliteStore(SqliteQueues, SqliteSchedules):
                     field = "depends_on" if len(jobs) == 1 else f"jobs[{index}].depends_on"
                     status, waiting, error = deps.link_parents(conn, job, field, batch)
                 conn.execute(Q["insert_job"], rows.new_job_params(job, status, waiting, error))
+                if job.spec.depends_on:
+                    deps.insert_links(conn, job)
                 fresh = pending_job(job, status, waiting, error)
                 batch[job.id] = (job.spec.tenant, status)
                 if key is not None:
@@ -455,8 +457,13 @@ class SqliteStore(SqliteQueues, SqliteSchedules):
             for queue, status, count in conn.execute(Q["stats_by_queue"]):
                 by_status[status] += count
                 by_queue.setdefault(queue, {})[status] = count
-            for name, status, count in conn.execute(Q["stats_by_tenant"]):
-                by_tenant.setdefault(name, {})[status] = count
+            tenants = [r[0] for r in conn.execute(Q["stats_two_tenants"])]
+            if len(tenants) == 1:  # every job is that tenant's: no need to count again
+                if any(by_status.values()):
+                    by_tenant[tenants[0]] = {s: n for s, n in by_status.items() if n}
+            else:
+                for name, status, count in conn.execute(Q["stats_by_tenant"]):
+                    by_tenant.setdefault(name, {})[status] = count
             oldest = conn.execute(Q["stats_oldest_pending"]).fetchone()
         else:
             for queue, status, count in conn.execute(Q["stats_of_tenant_by_queue"], (tenant,)):

@@ -9,8 +9,7 @@ import orjson
 from blixard.domain.constraints import (
     Preference,
     constraints_to_json,
-    parse_constraints,
-    parse_preferences,
+    parsed_json,
     preferences_to_json,
 )
 from blixard.domain.jobs import NO_REQUIREMENTS, Attempt, Job, NewJob, Requirements
@@ -91,19 +90,32 @@ def dumps_or_none(value: Any) -> str | None:
     return None if value is None else orjson.dumps(value).decode()
 
 
+_REQUIREMENTS: dict[tuple[float, int, int, str, str], Requirements] = {}
+
+
 def requirements(
     cpu: float, memory_mb: int, gpu: int, labels: str, constraints: str = "[]"
 ) -> Requirements:
     if not cpu and not memory_mb and not gpu and labels == "{}" and constraints == "[]":
         return NO_REQUIREMENTS
+    key = (cpu, memory_mb, gpu, labels, constraints)
+    found = _REQUIREMENTS.get(key)
+    if found is None:
+        found = _requirements(cpu, memory_mb, gpu, labels, constraints)
+        if len(_REQUIREMENTS) < 1024:
+            _REQUIREMENTS[key] = found
+    return found
+
+
+def _requirements(
+    cpu: float, memory_mb: int, gpu: int, labels: str, constraints: str
+) -> Requirements:
     return Requirements(
         cpu=cpu,
         memory_mb=memory_mb,
         gpu=gpu,
         labels=_loads(labels),
-        constraints=parse_constraints("constraints", _loads(constraints))
-        if constraints != "[]"
-        else (),
+        constraints=parsed_json(constraints, "[]")[0] if constraints != "[]" else (),
     )
 
 
@@ -112,7 +124,7 @@ def labels(text: str) -> dict[str, str]:
 
 
 def preferences(text: str) -> tuple[Preference, ...]:
-    return () if text == "[]" else parse_preferences("preferences", _loads(text))
+    return () if text == "[]" else parsed_json("[]", text)[1]
 
 
 _BACKOFF_CACHE: dict[str, Backoff] = {}

@@ -53,7 +53,7 @@ FROM unnest($1::text[], $2::integer[], $3::double precision[], $4::text[])
      AS t (tenant, after_priority, after_run_at, after_id)
 CROSS JOIN LATERAL (
     SELECT j.id, j.tenant, j.queue, j.priority, j.run_at, j.req_cpu, j.req_memory_mb,
-           j.req_gpu, j.req_constraints, j.preferences, j.concurrency_key,
+           j.req_gpu, j.req_constraints::text, j.preferences::text, j.concurrency_key,
            j.concurrency_limit
     FROM jobs AS j
     WHERE j.tenant = t.tenant
