@@ -24,14 +24,7 @@ FOR UPDATE OF w;
 -- The worker's usage and the limits, read after the locks.
 -- name: claim_context
 SELECT
-    (SELECT count(*)::integer FROM jobs AS a
-      WHERE a.claimed_by = $1 AND a.status IN ('claimed', 'in_progress')) AS running,
-    (SELECT coalesce(sum(a.req_cpu), 0)::double precision FROM jobs AS a
-      WHERE a.claimed_by = $1 AND a.status IN ('claimed', 'in_progress')) AS used_cpu,
-    (SELECT coalesce(sum(a.req_memory_mb), 0)::bigint FROM jobs AS a
-      WHERE a.claimed_by = $1 AND a.status IN ('claimed', 'in_progress')) AS used_memory_mb,
-    (SELECT coalesce(sum(a.req_gpu), 0)::bigint FROM jobs AS a
-      WHERE a.claimed_by = $1 AND a.status IN ('claimed', 'in_progress')) AS used_gpu,
+    u.running, u.used_cpu, u.used_memory_mb, u.used_gpu,
     (SELECT coalesce(jsonb_agg(jsonb_build_array(
                 q.name, q.paused, q.max_running, q.rate_limit, q.rate_period_s,
                 q.rate_tokens, q.rate_updated_at)), '[]')
@@ -43,7 +36,13 @@ SELECT
     (SELECT coalesce(jsonb_agg(jsonb_build_array(c.tenant, c.queue, c.n)), '[]')
        FROM (SELECT a.tenant, a.queue, count(*) AS n FROM jobs AS a
               WHERE a.status IN ('claimed', 'in_progress')
-              GROUP BY a.tenant, a.queue) AS c) AS active;
+              GROUP BY a.tenant, a.queue) AS c) AS active
+FROM (SELECT count(*)::integer AS running,
+             coalesce(sum(a.req_cpu), 0)::double precision AS used_cpu,
+             coalesce(sum(a.req_memory_mb), 0)::bigint AS used_memory_mb,
+             coalesce(sum(a.req_gpu), 0)::bigint AS used_gpu
+      FROM jobs AS a
+      WHERE a.claimed_by = $1 AND a.status IN ('claimed', 'in_progress')) AS u;
 
 -- Each tenant's claimable jobs for this worker, in claim order, after the tenant's keyset
 -- position, skipping blocked queues and full keys: one index walk per tenant.
