@@ -41,6 +41,7 @@ def plan(conn: sqlite3.Connection, sql: str, params: object) -> str:
 
 CLAIM_PARAMS = {
     "tenant": "default",
+    "labels": '{"zone": "eu"}',
     "blocked_queues": '["paused"]',
     "full_keys": '["repo-1"]',
     "now": 1e12,

@@ -41,6 +41,7 @@ class Candidate:
     queue: str
     priority: int
     requirements: Requirements
+    run_at: float = 0.0
     concurrency_key: str | None = None
     concurrency_limit: int | None = None
     preferences: tuple[Preference, ...] = ()
@@ -114,6 +115,10 @@ class Admission:
         self.served: set[str] = set()  # tenants that got a job
         self.contended = False  # whether two or more tenants offered jobs
         self.full_keys: set[str] = set()
+
+    def add_full_keys(self, keys: Iterable[str]) -> None:
+        """Keys already at their limit when the claim starts: their jobs are skipped."""
+        self.full_keys.update(keys)
 
     def add_key_counts(self, counts: Mapping[str, int]) -> None:
         """Running jobs of concurrency keys met for the first time in this claim."""
@@ -203,6 +208,17 @@ class Admission:
                 continue
             heapq.heappush(heap, (self._rank(tenant), tenant))
         return exhausted
+
+
+def merge_pages(page: Sequence[Candidate], preferring: Sequence[Candidate]) -> list[Candidate]:
+    """A tenant's page of claimable jobs plus its jobs with preferences (fetched apart, so a
+    preferred job far behind older ones still competes), in claim order, each once."""
+    if not preferring:
+        return list(page)
+    known = {c.id for c in page}
+    merged = [*page, *(c for c in preferring if c.id not in known)]
+    merged.sort(key=lambda c: (-c.priority, c.run_at, c.id))
+    return merged
 
 
 def _by_preference(page: Sequence[Candidate], labels: Mapping[str, str]) -> list[Candidate]:

@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any
 
 from asyncpg import Record
 
-from blixard.domain.admission import Admission, Candidate, LimitState
+from blixard.domain.admission import Admission, Candidate, LimitState, merge_pages
 from blixard.domain.constraints import LabelConstraint, Preference, parsed_json
 from blixard.domain.jobs import NO_REQUIREMENTS, Job, Requirements
 from blixard.domain.placement import free_capacity
@@ -27,7 +27,7 @@ if TYPE_CHECKING:
     from blixard.storage.postgres.driver import Conn
 
 Q = sqlfiles.queries("blixard.storage.postgres")
-MAX_ROUNDS = 8
+MAX_ROUNDS = 10  # pages of 16 to 8192 rows per tenant: up to ~16,000 rows passed over
 
 
 def _limits(ctx: Record, now: float) -> LimitState:
@@ -72,6 +72,7 @@ def _candidate(r: Record) -> Candidate:
         tenant=r["tenant"],
         queue=r["queue"],
         priority=r["priority"],
+        run_at=r["run_at"],
         requirements=req,
         preferences=prefs,
         concurrency_key=r["concurrency_key"],
@@ -140,20 +141,17 @@ async def _choose(
     tenants = [t for t in sorted(limits.tenants) if t not in at_quota]
     after: dict[str, tuple[Any, Any, Any]] = {t: (None, None, None) for t in tenants}
     # Fair shares split the worker's room between tenants: each tenant's first page covers
-    # twice its even share; tenants that need more get further pages.
+    # twice its even share; tenants that need more get further pages, each twice as long.
     page_size = max(16, -(-admission.capacity.slots * 2 // max(1, len(tenants))))
     keys_known: set[str] = set()
+    seen: set[str] = set()
+    admission.add_full_keys(r[0] for r in await conn.fetch(Q["full_keys"]))
     labels = dict(worker["labels"])
-    for _ in range(MAX_ROUNDS):
+    for round_ in range(MAX_ROUNDS):
         if admission.done or not tenants:
             return
         cap = admission.capacity
-        found = await conn.fetch(
-            Q["claim_candidates"],
-            tenants,
-            [after[t][0] for t in tenants],
-            [after[t][1] for t in tenants],
-            [after[t][2] for t in tenants],
+        filters = (
             now,
             worker["worker_type"],
             labels,
@@ -164,15 +162,37 @@ async def _choose(
             sorted(admission.full_keys),
             page_size,
         )
+        found = await conn.fetch(
+            Q["claim_candidates"],
+            tenants,
+            [after[t][0] for t in tenants],
+            [after[t][1] for t in tenants],
+            [after[t][2] for t in tenants],
+            *filters,
+        )
         pages: dict[str, list[Candidate]] = {t: [] for t in tenants}
+        fetched: dict[str, int] = dict.fromkeys(tenants, 0)
         for r in found:
-            pages[r["tenant"]].append(_candidate(r))
+            fetched[r["tenant"]] += 1
             after[r["tenant"]] = (r["priority"], r["run_at"], r["id"])
+            if r["id"] not in seen:
+                pages[r["tenant"]].append(_candidate(r))
+        if round_ == 0:
+            preferring: dict[str, list[Candidate]] = {}
+            for r in await conn.fetch(Q["claim_preferring"], tenants, *filters):
+                preferring.setdefault(r["tenant"], []).append(_candidate(r))
+            for tenant, extra in preferring.items():
+                pages[tenant] = merge_pages(pages[tenant], extra)
+        for page in pages.values():
+            seen.update(c.id for c in page)
         keys = {c.concurrency_key for p in pages.values() for c in p if c.concurrency_key}
         await _count_keys(conn, admission, sorted(keys - keys_known), scope)
         keys_known |= keys
         exhausted = admission.offer(pages)
-        tenants = [t for t in tenants if len(pages[t]) == page_size and t in exhausted]
+        tenants = [
+            t for t in tenants if fetched[t] == page_size and (t in exhausted or not pages[t])
+        ]
+        page_size *= 2
 
 
 async def _count_keys(conn: Conn, admission: Admission, keys: Sequence[str], scope: str) -> None:

@@ -66,6 +66,11 @@ async def link(conn: Conn, jobs: Sequence[NewJob], created: set[str]) -> None:
     pairs = [(j.id, p) for j in jobs if j.id in created for p in j.spec.depends_on]
     if pairs:
         await conn.execute(Q["insert_dependencies"], [c for c, _ in pairs], [p for _, p in pairs])
+        # Parents from this batch did not exist yet when the stored ones were marked.
+        batch = {j.id for j in jobs}
+        fresh = sorted({p for _, p in pairs if p in batch})
+        if fresh:
+            await conn.execute(Q["mark_parents"], fresh)
 
 
 async def settle_dependants(conn: Conn, ended: Mapping[str, JobStatus], now: float) -> list[str]:

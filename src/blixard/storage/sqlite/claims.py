@@ -11,7 +11,7 @@ from typing import Any
 
 import orjson
 
-from blixard.domain.admission import Admission, Candidate, LimitState
+from blixard.domain.admission import Admission, Candidate, LimitState, merge_pages
 from blixard.domain.jobs import Job
 from blixard.domain.placement import free_capacity
 from blixard.domain.queues import Queue, RateLimit, Tenant
@@ -22,7 +22,7 @@ from blixard.storage.base import ClaimRequest
 from blixard.storage.sqlite import rows
 
 Q = sqlfiles.queries("blixard.storage.sqlite")
-MAX_ROUNDS = 8
+MAX_ROUNDS = 10  # pages of 16 to 8192 rows per tenant: up to ~16,000 rows passed over
 
 
 def _ids(values: Iterable[str]) -> str:
@@ -63,7 +63,8 @@ def _candidate(r: tuple[Any, ...]) -> Candidate:
         tenant=r[1],
         queue=r[2],
         priority=r[3],
-        requirements=rows.requirements(r[5], r[6], r[7], r[8], r[9]),
+        run_at=r[4],
+        requirements=rows.requirements(r[5], r[6], r[7], "{}", r[9]),
         preferences=rows.preferences(r[10]),
         concurrency_key=r[11],
         concurrency_limit=r[12],
@@ -130,44 +131,52 @@ def _choose(
     tenants = [t for t in sorted(limits.tenants) if t not in at_quota]
     after: dict[str, tuple[Any, Any, Any]] = {t: (None, None, None) for t in tenants}
     # Fair shares split the worker's room between tenants: each tenant's first page covers
-    # twice its even share; tenants that need more get further pages.
+    # twice its even share; tenants that need more get further pages, each twice as long.
     page_size = max(16, -(-admission.capacity.slots * 2 // max(1, len(tenants))))
     key_counts_loaded: set[str] = set()
-    for _ in range(MAX_ROUNDS):
+    seen: set[str] = set()
+    admission.add_full_keys(r[0] for r in conn.execute(Q["full_keys"]))
+    labels = rows.dumps(dict(worker.labels))
+    for round_ in range(MAX_ROUNDS):
         if admission.done or not tenants:
             return
         cap = admission.capacity
+        params: dict[str, Any] = {
+            "now": now,
+            "worker_type": worker.worker_type,
+            "labels": labels,
+            "cpu": cap.cpu + 1e-9,
+            "memory_mb": cap.memory_mb,
+            "gpu": cap.gpu,
+            "blocked_queues": _ids(admission.blocked_queues()),
+            "full_keys": _ids(sorted(admission.full_keys)),
+            "scan": page_size,
+        }
         pages: dict[str, list[Candidate]] = {}
         full: set[str] = set()
         for tenant in tenants:
             found = conn.execute(
                 Q["claim_candidates"],
                 {
+                    **params,
                     "tenant": tenant,
-                    "now": now,
-                    "worker_type": worker.worker_type,
-                    "cpu": cap.cpu + 1e-9,
-                    "memory_mb": cap.memory_mb,
-                    "gpu": cap.gpu,
-                    "blocked_queues": _ids(admission.blocked_queues()),
-                    "full_keys": _ids(sorted(admission.full_keys)),
                     "after_priority": after[tenant][0],
                     "after_run_at": after[tenant][1],
                     "after_id": after[tenant][2],
-                    "scan": page_size,
                 },
             ).fetchall()
-            page = []
-            for r in found:
-                labels = rows.labels(r[8])
-                if labels and any(worker.labels.get(k) != val for k, val in labels.items()):
-                    continue
-                page.append(_candidate(r))
             if found:
                 last = found[-1]
                 after[tenant] = (last[3], last[4], last[0])
             if len(found) == page_size:
                 full.add(tenant)
+            page = [_candidate(r) for r in found if r[0] not in seen]
+            if round_ == 0:
+                preferring = conn.execute(
+                    Q["claim_preferring"], {**params, "tenant": tenant}
+                ).fetchall()
+                page = merge_pages(page, [_candidate(r) for r in preferring])
+            seen.update(c.id for c in page)
             pages[tenant] = page
         keys = {c.concurrency_key for p in pages.values() for c in p if c.concurrency_key}
         new_keys = sorted(keys - key_counts_loaded)
@@ -176,7 +185,8 @@ def _choose(
             admission.add_key_counts({k: counts.get(k, 0) for k in new_keys})
             key_counts_loaded.update(new_keys)
         exhausted = admission.offer(pages)
-        tenants = [t for t in tenants if t in full and t in exhausted]
+        tenants = [t for t in tenants if t in full and (t in exhausted or not pages[t])]
+        page_size *= 2
 
 
 def _with_parent_results(conn: sqlite3.Connection, jobs: list[Job]) -> list[Job]:

@@ -39,6 +39,10 @@ ALTER TABLE jobs
 -- Claims walk one tenant at a time, in claim order (fairness between tenants).
 DROP INDEX jobs_claimable;
 CREATE INDEX jobs_claimable ON jobs (tenant, priority DESC, run_at, id) WHERE status = 'pending';
+-- The claimable jobs with preferences, so a claim can put those a worker is preferred for
+-- first even when many older jobs come before them.
+CREATE INDEX jobs_preferring ON jobs (tenant, priority DESC, run_at, id)
+    WHERE status = 'pending' AND preferences <> '[]';
 -- Running jobs per tenant and queue (fair share, quotas, queue limits) and per concurrency
 -- key (only jobs that carry a key enter this one).
 CREATE INDEX jobs_active_by_tenant ON jobs (tenant, queue)

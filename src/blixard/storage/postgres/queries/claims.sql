@@ -73,6 +73,29 @@ CROSS JOIN LATERAL (
     FOR UPDATE OF j SKIP LOCKED
 ) AS c;
 
+-- The same, among the jobs with preferences only (jobs_preferring), first page only.
+-- name: claim_preferring
+SELECT c.*
+FROM unnest($1::text[]) AS t (tenant)
+CROSS JOIN LATERAL (
+    SELECT j.id, j.tenant, j.queue, j.priority, j.run_at, j.req_cpu, j.req_memory_mb,
+           j.req_gpu, j.req_constraints::text, j.preferences::text, j.concurrency_key,
+           j.concurrency_limit
+    FROM jobs AS j
+    WHERE j.tenant = t.tenant
+      AND j.status = 'pending'
+      AND j.preferences <> '[]'
+      AND j.run_at <= $2
+      AND (j.worker_types = '{}' OR $3 = ANY (j.worker_types))
+      AND (j.req_labels = '{}' OR $4::jsonb @> j.req_labels)
+      AND j.req_cpu <= $5 AND j.req_memory_mb <= $6 AND j.req_gpu <= $7
+      AND j.queue <> ALL ($8::text[])
+      AND (j.concurrency_key IS NULL OR j.concurrency_key <> ALL ($9::text[]))
+    ORDER BY j.priority DESC, j.run_at, j.id
+    LIMIT $10
+    FOR UPDATE OF j SKIP LOCKED
+) AS c;
+
 -- name: lock_keys
 SELECT count(pg_advisory_xact_lock(k.key))
 FROM (SELECT key FROM unnest($1::bigint[]) AS u (key) ORDER BY key) AS k;
@@ -118,3 +141,11 @@ FROM queues AS q
 WHERE q.rate_limit IS NOT NULL AND NOT q.paused
   AND EXISTS (SELECT 1 FROM jobs AS j
               WHERE j.queue = q.name AND j.status = 'pending' AND j.run_at <= $1);
+
+-- Keys whose running jobs already reach their limit: the claim skips their jobs in SQL
+-- (a hint read without locks: a key that frees up meanwhile waits for the next claim).
+-- name: full_keys
+SELECT concurrency_key FROM jobs
+WHERE status IN ('claimed', 'in_progress') AND concurrency_key IS NOT NULL
+GROUP BY concurrency_key
+HAVING count(*) >= max(concurrency_limit);

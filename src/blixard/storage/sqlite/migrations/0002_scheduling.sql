@@ -73,6 +73,10 @@ ALTER TABLE jobs_v2 RENAME TO jobs;
 
 -- Claims walk one tenant at a time, in claim order (fairness between tenants).
 CREATE INDEX jobs_claimable ON jobs (tenant, priority DESC, run_at, id) WHERE status = 'pending';
+-- The claimable jobs with preferences, so a claim can put those a worker is preferred for
+-- first even when many older jobs come before them.
+CREATE INDEX jobs_preferring ON jobs (tenant, priority DESC, run_at, id)
+    WHERE status = 'pending' AND preferences <> '[]';
 CREATE INDEX jobs_leases ON jobs (lease_expires_at) WHERE status IN ('claimed', 'in_progress');
 CREATE INDEX jobs_by_worker ON jobs (claimed_by) WHERE status IN ('claimed', 'in_progress');
 CREATE INDEX jobs_by_status ON jobs (status, id);

@@ -36,7 +36,9 @@ WHERE status IN ('claimed', 'in_progress') AND concurrency_key IS NOT NULL
 GROUP BY concurrency_key;
 
 -- One tenant's claimable jobs for this worker, in claim order, after the keyset position
--- (:after_*), skipping blocked queues and full concurrency keys: walks jobs_claimable.
+-- (:after_*), skipping blocked queues, full concurrency keys and exact labels the worker
+-- lacks: walks jobs_claimable (jobs_preferring for :preferring = 1: only jobs with
+-- preferences).
 -- name: claim_candidates
 SELECT id, tenant, queue, priority, run_at, req_cpu, req_memory_mb, req_gpu, req_labels,
        req_constraints, preferences, concurrency_key, concurrency_limit
@@ -47,6 +49,9 @@ WHERE tenant = :tenant
   AND (worker_types = '[]'
        OR EXISTS (SELECT 1 FROM json_each(jobs.worker_types) WHERE value = :worker_type))
   AND req_cpu <= :cpu AND req_memory_mb <= :memory_mb AND req_gpu <= :gpu
+  AND (req_labels = '{}'
+       OR NOT EXISTS (SELECT 1 FROM json_each(jobs.req_labels) AS l
+                      WHERE json_extract(:labels, '$."' || l.key || '"') IS NOT l.value))
   AND (:blocked_queues = '[]'
        OR queue NOT IN (SELECT value FROM json_each(:blocked_queues)))
   AND (concurrency_key IS NULL OR :full_keys = '[]'
@@ -55,6 +60,28 @@ WHERE tenant = :tenant
        OR priority < :after_priority
        OR (priority = :after_priority
            AND (run_at > :after_run_at OR (run_at = :after_run_at AND id > :after_id))))
+ORDER BY priority DESC, run_at, id
+LIMIT :scan;
+
+-- The same, among the jobs with preferences only.
+-- name: claim_preferring
+SELECT id, tenant, queue, priority, run_at, req_cpu, req_memory_mb, req_gpu, req_labels,
+       req_constraints, preferences, concurrency_key, concurrency_limit
+FROM jobs INDEXED BY jobs_preferring
+WHERE tenant = :tenant
+  AND status = 'pending'
+  AND preferences <> '[]'
+  AND run_at <= :now
+  AND (worker_types = '[]'
+       OR EXISTS (SELECT 1 FROM json_each(jobs.worker_types) WHERE value = :worker_type))
+  AND req_cpu <= :cpu AND req_memory_mb <= :memory_mb AND req_gpu <= :gpu
+  AND (req_labels = '{}'
+       OR NOT EXISTS (SELECT 1 FROM json_each(jobs.req_labels) AS l
+                      WHERE json_extract(:labels, '$."' || l.key || '"') IS NOT l.value))
+  AND (:blocked_queues = '[]'
+       OR queue NOT IN (SELECT value FROM json_each(:blocked_queues)))
+  AND (concurrency_key IS NULL OR :full_keys = '[]'
+       OR concurrency_key NOT IN (SELECT value FROM json_each(:full_keys)))
 ORDER BY priority DESC, run_at, id
 LIMIT :scan;
 
@@ -90,3 +117,11 @@ FROM queues AS q
 WHERE q.rate_limit IS NOT NULL AND NOT q.paused
   AND EXISTS (SELECT 1 FROM jobs AS j
               WHERE j.queue = q.name AND j.status = 'pending' AND j.run_at <= ?);
+
+-- Keys whose running jobs already reach their limit: the claim skips their jobs in SQL
+-- (a hint read without locks: a key that frees up meanwhile waits for the next claim).
+-- name: full_keys
+SELECT concurrency_key FROM jobs INDEXED BY jobs_active_by_key
+WHERE status IN ('claimed', 'in_progress') AND concurrency_key IS NOT NULL
+GROUP BY concurrency_key
+HAVING count(*) >= max(concurrency_limit);
