@@ -1,4 +1,4 @@
-"""``blixard workers list|drain`` and ``blixard stats``."""
+"""``blixard workers list|drain`` and ``blixard stats [--tenant T]``."""
 
 from __future__ import annotations
 
@@ -43,18 +43,20 @@ def drain(worker_id: str, server: str, as_json: bool) -> None:
 
 
 @click.command()
+@option("--tenant", help="Count only this tenant's jobs.")
 @server_option
 @json_option
-def stats(server: str, as_json: bool) -> None:
-    """Jobs by status and queue, workers by status."""
+def stats(tenant: str | None, server: str, as_json: bool) -> None:
+    """Jobs by status, queue and tenant, workers by status, unschedulable jobs."""
     with Client(server) as client:
-        s = client.stats()
+        s = client.stats(tenant)
     if as_json:
         output.print_json(s)
         return
     from rich.table import Table
 
-    jobs = Table(title="jobs", box=None, header_style="bold", title_justify="left")
+    title = "jobs" if tenant is None else f"jobs of tenant {tenant}"
+    jobs = Table(title=title, box=None, header_style="bold", title_justify="left")
     statuses = list(s["jobs_by_status"])
     jobs.add_column("QUEUE")
     for name in statuses:
@@ -69,3 +71,20 @@ def stats(server: str, as_json: bool) -> None:
     )
     if s["oldest_pending_at"]:
         output.console.print(f"oldest pending job: {output.ago(s['oldest_pending_at'])}")
+    if tenant is None and len(s["jobs_by_tenant"]) > 1:
+        by_tenant = Table(title="tenants", box=None, header_style="bold", title_justify="left")
+        by_tenant.add_column("TENANT")
+        for name in statuses:
+            by_tenant.add_column(name.upper(), justify="right")
+        for who, counts in sorted(s["jobs_by_tenant"].items()):
+            by_tenant.add_row(who, *(str(counts.get(name, 0)) for name in statuses))
+        output.console.print(by_tenant)
+    unschedulable = s["unschedulable"]
+    if unschedulable["count"]:
+        output.console.print(
+            f"[yellow]unschedulable[/]: {unschedulable['count']} waiting job(s) fit no online "
+            "worker",
+            highlight=False,
+        )
+        for item in unschedulable["reasons"]:
+            output.console.print(f"  {item['count']:>6}  {item['reason']}", highlight=False)

@@ -9,12 +9,16 @@ Decisions (retry or fail, backoff) come from ``domain``; drivers only apply them
 
 from __future__ import annotations
 
+import enum
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any, Final, Protocol
 
-from blixard.domain.jobs import Attempt, Job, NewJob
+from blixard.domain.groups import GroupStatus
+from blixard.domain.jobs import Attempt, Job, NewJob, Requirements
+from blixard.domain.queues import Queue, RateLimit, Tenant
 from blixard.domain.reports import Report, ReportKind, ReportResult
+from blixard.domain.schedules import DueSchedule, Schedule
 from blixard.domain.states import JobStatus
 from blixard.domain.workers import Worker, WorkerSpec, WorkerStatus
 
@@ -73,11 +77,81 @@ class Reaped:
 
 @dataclass(frozen=True, slots=True)
 class Stats:
+    """Counts over every job, or over one tenant's jobs when ``tenant`` is set (workers are
+    shared: always all of them)."""
+
     jobs_by_status: dict[str, int]
     jobs_by_queue: dict[str, dict[str, int]]
     workers_by_status: dict[str, int]
     oldest_pending_at: float | None = None
     extra: dict[str, Any] = field(default_factory=dict)
+    jobs_by_tenant: dict[str, dict[str, int]] = field(default_factory=dict)
+    tenant: str | None = None
+
+
+class Unset(enum.Enum):
+    """A field a partial update leaves alone (None is a value there: "no limit")."""
+
+    UNSET = "unset"
+
+
+UNSET: Final = Unset.UNSET
+
+
+def _running(counts: dict[str, int]) -> int:
+    return counts.get("claimed", 0) + counts.get("in_progress", 0)
+
+
+@dataclass(frozen=True, slots=True)
+class QueueInfo:
+    """A queue's settings with its jobs: counts by status (every status, zeros included)
+    and when the oldest pending job was created."""
+
+    queue: Queue
+    jobs_by_status: dict[str, int]
+    oldest_pending_at: float | None = None
+
+    @property
+    def running(self) -> int:
+        """Jobs claimed or in progress: what ``max_running`` caps."""
+        return _running(self.jobs_by_status)
+
+
+@dataclass(frozen=True, slots=True)
+class TenantInfo:
+    tenant: Tenant
+    jobs_by_status: dict[str, int]
+    oldest_pending_at: float | None = None
+
+    @property
+    def running(self) -> int:
+        return _running(self.jobs_by_status)
+
+
+@dataclass(frozen=True, slots=True)
+class GroupSummary:
+    """A group's jobs counted by status (every status, zeros included), its aggregate
+    status (``domain.groups``) and times: first created, last updated, and when the last
+    job ended (None until every job has)."""
+
+    group_id: str
+    status: GroupStatus
+    jobs_by_status: dict[str, int]
+    total: int
+    created_at: float
+    updated_at: float
+    finished_at: float | None
+
+
+@dataclass(frozen=True, slots=True)
+class PendingShape:
+    """Waiting (pending or blocked) jobs that ask for the same worker types and
+    requirements (labels and constraints included): what the unschedulable diagnosis
+    looks at, once per shape instead of once per job."""
+
+    worker_types: tuple[str, ...]
+    requirements: Requirements
+    count: int
 
 
 class Store(Protocol):
@@ -140,6 +214,11 @@ class Store(Protocol):
         """The earliest run_at of any pending job, for sleeping until work is due."""
         ...
 
+    async def next_token_at(self, now: float) -> float | None:
+        """When a rate-limited queue that ran out of tokens, with due jobs waiting, gets a
+        token back; None when no such queue waits."""
+        ...
+
     async def reap_expired(self, now: float, limit: int) -> list[Reaped]:
         """Requeue (with backoff) or fail active jobs whose lease expired."""
         ...
@@ -166,11 +245,113 @@ class Store(Protocol):
         """Workers not seen since ``older_than`` become offline; those changed."""
         ...
 
-    async def stats(self) -> Stats: ...
+    async def stats(self, tenant: str | None = None) -> Stats:
+        """Jobs by status, queue and tenant (only ``tenant``'s jobs when given), workers by
+        status, and the creation time of the oldest pending job."""
+        ...
 
     # queues, tenants and groups (drivers: storage/*/queues.py) ---------------------------
+    async def list_queues(self) -> list[QueueInfo]:
+        """Every queue (a row, or a job naming it), by name, with its job counts."""
+        ...
+
+    async def get_queue(self, name: str) -> QueueInfo | None:
+        """None when no row and no job names the queue."""
+        ...
+
+    async def configure_queue(
+        self,
+        name: str,
+        *,
+        paused: bool | None = None,
+        max_running: int | Unset | None = UNSET,
+        rate: RateLimit | Unset | None = UNSET,
+        now: float,
+    ) -> QueueInfo:
+        """Change the given settings (None for ``paused``, UNSET for the others: leave it),
+        creating the queue if it is missing. Setting a rate limit fills its bucket; None
+        removes a limit. Values are validated by the caller (``domain.queues``). Resuming
+        the queue or loosening a limit announces new work to other servers."""
+        ...
+
+    async def list_tenants(self) -> list[TenantInfo]:
+        """Every tenant (a row, or a job naming it), by name, with its job counts."""
+        ...
+
+    async def get_tenant(self, name: str) -> TenantInfo | None: ...
+
+    async def configure_tenant(
+        self,
+        name: str,
+        *,
+        weight: float | None = None,
+        max_running: int | Unset | None = UNSET,
+        now: float,
+    ) -> TenantInfo:
+        """Like ``configure_queue``: a partial update that creates the tenant if missing."""
+        ...
+
+    async def group_summary(self, group_id: str) -> GroupSummary | None:
+        """None when no job carries ``group_id``."""
+        ...
+
+    async def cancel_group(self, group_id: str, now: float, reason: str) -> list[Job]:
+        """Cancel every job of the group that has not ended (blocked, pending, claimed or
+        in progress; running ones get an attempt row, as ``cancel_job`` does), and settle
+        their dependants outside the group. The jobs cancelled; GroupNotFound when no job
+        carries ``group_id``."""
+        ...
+
+    async def pending_shapes(self, tenant: str | None = None) -> list[PendingShape]:
+        """The distinct (worker types, requirements) of waiting jobs (pending or blocked),
+        of ``tenant`` or of all, with how many jobs have each; most common first."""
+        ...
 
     # schedules (drivers: storage/*/schedules.py) -----------------------------------------
+    async def create_schedule(self, schedule: Schedule) -> Schedule:
+        """Insert it; Conflict when its tenant already has a schedule of that name."""
+        ...
+
+    async def get_schedule(self, schedule_id: str) -> Schedule | None: ...
+
+    async def list_schedules(self, tenant: str | None = None) -> list[Schedule]:
+        """Every schedule (of ``tenant`` when given), by tenant and name."""
+        ...
+
+    async def set_schedule_paused(
+        self, schedule_id: str, paused: bool, now: float, next_fire_at: float | None = None
+    ) -> Schedule:
+        """Pause or resume; ``next_fire_at``, when given, replaces the next slot (a resume
+        starts after the pause). ScheduleNotFound."""
+        ...
+
+    async def delete_schedule(self, schedule_id: str) -> None:
+        """ScheduleNotFound when there is none. The jobs it fired stay."""
+        ...
+
+    async def due_schedules(self, now: float, limit: int) -> list[DueSchedule]:
+        """Up to ``limit`` unpaused schedules whose ``next_fire_at`` <= ``now``, earliest
+        first, each with the status of the last job it fired."""
+        ...
+
+    async def advance_schedule(
+        self,
+        schedule_id: str,
+        expected_next_fire_at: float,
+        next_fire_at: float,
+        now: float,
+        last_fired_at: float | None = None,
+        last_job_id: str | None = None,
+    ) -> bool:
+        """Compare-and-set: move ``next_fire_at`` on from ``expected_next_fire_at`` and,
+        when given, record the last fired slot and its job. False (nothing changed) when
+        the schedule's next slot is not ``expected_next_fire_at`` any more (another server
+        advanced it, or it was resumed) or it is gone."""
+        ...
+
+    async def schedule_jobs(self, schedule_id: str, limit: int) -> list[Job]:
+        """The latest ``limit`` jobs the schedule fired, newest first."""
+        ...
 
     # copying a database ------------------------------------------------------------------
     async def export_jobs(self, after: str | None, limit: int) -> list[Job]:
@@ -200,11 +381,15 @@ class Store(Protocol):
 
 
 __all__ = [
+    "UNSET",
     "ClaimRequest",
+    "GroupSummary",
     "HeartbeatResult",
     "Inserted",
     "JobPage",
     "JobQuery",
+    "PendingShape",
+    "QueueInfo",
     "Reaped",
     "Report",
     "ReportKind",
@@ -212,4 +397,6 @@ __all__ = [
     "RunningJob",
     "Stats",
     "Store",
+    "TenantInfo",
+    "Unset",
 ]
