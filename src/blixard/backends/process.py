@@ -10,6 +10,12 @@ Payload (other fields are ignored):
 - ``cwd``: the directory to run in, relative to the job's work dir; default the work dir.
 - ``stdin``: a string fed to the process (default: no input).
 
+A job with parents (``depends_on``, the steps of a workflow) finds their results in the
+JSON file named by ``BLIXARD_PARENT_RESULTS`` (``parent_results.json`` in its work dir): an
+object of each parent's result by step name (job id for a parent without a step). A parent
+process job's result is ``{"exit_code", "stdout", ...}``, so a step reads what its parent
+printed, e.g. ``jq -r .build.stdout "$BLIXARD_PARENT_RESULTS"``.
+
 Result on exit code 0: ``{"exit_code": 0, "stdout": tail, "stderr": tail,
 "truncated": {"stdout": bool, "stderr": bool}}`` where each tail is the last ``tail_bytes``
 (option, default 16384) of the stream decoded as UTF-8. Errors (kind): ``exit_code``
@@ -36,6 +42,7 @@ from blixard.backends.base import (
     FinishedExecution,
     Outcome,
 )
+from blixard.backends.parent_results import ParentResultsUnwritable, write_parent_results
 from blixard.backends.subprocesses import (
     DEFAULT_KILL_GRACE_S,
     DEFAULT_TAIL_BYTES,
@@ -114,13 +121,16 @@ class ProcessBackend(ExecutionBackend):
             stdin = payload.get("stdin")
             data = None if stdin is None else check_text("stdin", stdin).encode()
             cwd = resolve_cwd(ctx, payload.get("cwd"))
-        except PayloadInvalid as exc:
+            parent_results = await write_parent_results(ctx)
+        except (PayloadInvalid, ParentResultsUnwritable) as exc:
             return exc.execution()
         try:
             proc = await ManagedProcess.spawn(
                 argv,
                 cwd=cwd,
-                env=job_environment(ctx, inherit=self.inherit_env, extra=env),
+                env=job_environment(
+                    ctx, inherit=self.inherit_env, extra=env, parent_results=parent_results
+                ),
                 stdin=data,
                 on_output=ctx.on_output,
                 tail_bytes=self.tail_bytes,

@@ -9,6 +9,13 @@ Payload (other fields are ignored):
 - ``cwd``: the directory to run in, relative to the job's work dir; default the work dir.
   It is also put on ``sys.path``, after the entries of backend option ``path``.
 
+A job with parents (``depends_on``, the steps of a workflow) gets their results, an object
+of each parent's result by step name (job id for a parent without a step): as the argument
+``parents`` when the function has a parameter of that name that ``args`` and ``kwargs`` do
+not fill, and for any function in the JSON file named by ``BLIXARD_PARENT_RESULTS``
+(``parent_results.json`` in the work dir). A function returning a value for its children
+returns JSON: ``def test(parents): return {"ok": parents["build"]["version"] > 2}``.
+
 The child (``python_runner``) gets the call as JSON on stdin and writes the outcome to a
 temporary file, so the function's own prints (streamed to ``on_output``) cannot corrupt it.
 A coroutine function is run with ``asyncio.run``. Outcome: success with the function's JSON
@@ -43,6 +50,7 @@ from blixard.backends.base import (
     FinishedExecution,
     Outcome,
 )
+from blixard.backends.parent_results import ParentResultsUnwritable, write_parent_results
 from blixard.backends.subprocesses import (
     DEFAULT_KILL_GRACE_S,
     DEFAULT_TAIL_BYTES,
@@ -185,13 +193,15 @@ class PythonBackend(ExecutionBackend):
             if not isinstance(kwargs, dict) or not all(isinstance(k, str) for k in kwargs):
                 raise PayloadInvalid("kwargs", "must be an object")
             cwd = resolve_cwd(ctx, payload.get("cwd"))
-        except PayloadInvalid as exc:
+            parent_results = await write_parent_results(ctx)
+        except (PayloadInvalid, ParentResultsUnwritable) as exc:
             return exc.execution()
         request = {
             "function": function,
             "args": args,
             "kwargs": kwargs,
             "sys_path": [*self.sys_path, str(cwd.absolute())],
+            "parents": None if ctx.job.parent_results is None else dict(ctx.job.parent_results),
         }
         result_dir = tempfile.mkdtemp(prefix="blixard-python-")
         try:
@@ -205,7 +215,7 @@ class PythonBackend(ExecutionBackend):
                     os.path.join(result_dir, RESULT_FILE),
                 ],
                 cwd=cwd,
-                env=job_environment(ctx, inherit=self.inherit_env),
+                env=job_environment(ctx, inherit=self.inherit_env, parent_results=parent_results),
                 stdin=json.dumps(request).encode(),
                 on_output=ctx.on_output,
                 tail_bytes=self.tail_bytes,

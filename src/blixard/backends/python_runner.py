@@ -5,7 +5,11 @@ by path instead, so that it works whether or not ``blixard`` is importable in th
 without importing the package). The call comes as JSON on stdin::
 
     {"function": "package.module:function", "args": [...], "kwargs": {...},
-     "sys_path": ["extra", "entries"]}
+     "sys_path": ["extra", "entries"], "parents": {...} | null}
+
+``parents`` (the job's parents' results, null for a job without parents) is passed as the
+keyword argument ``parents`` when the function has a parameter of that name (not
+positional-only) that ``args`` and ``kwargs`` leave unfilled.
 
 and the report is written to RESULT_PATH (through a temporary file and a rename, so the
 parent sees all of it or nothing), never to stdout, which belongs to the function::
@@ -93,6 +97,29 @@ class _ImportFailure(Exception):
         self.details = details
 
 
+def _with_parents(
+    function: Any, args: list[Any], kwargs: dict[str, Any], parents: Any
+) -> dict[str, Any]:
+    """``kwargs`` plus ``parents=parents`` when the function takes it and nothing else
+    gives it (a signature that cannot be read gets nothing added)."""
+    if parents is None or "parents" in kwargs:
+        return kwargs
+    try:
+        signature = inspect.signature(function)
+    except (TypeError, ValueError):
+        return kwargs
+    param = signature.parameters.get("parents")
+    if param is None or param.kind not in (param.POSITIONAL_OR_KEYWORD, param.KEYWORD_ONLY):
+        return kwargs
+    try:
+        bound = signature.bind_partial(*args, **kwargs)
+    except TypeError:
+        return kwargs  # the call fails the same way without it, with the function's message
+    if "parents" in bound.arguments:
+        return kwargs
+    return {**kwargs, "parents": parents}
+
+
 async def _await(awaitable: Any) -> Any:
     return await awaitable
 
@@ -102,8 +129,10 @@ def _call(request: dict[str, Any]) -> dict[str, Any]:
         function = _resolve(request["function"])
     except _ImportFailure as exc:
         return _failure("import", str(exc), retryable=False, **exc.details)
+    args = request.get("args", [])
+    kwargs = _with_parents(function, args, request.get("kwargs", {}), request.get("parents"))
     try:
-        value = function(*request.get("args", []), **request.get("kwargs", {}))
+        value = function(*args, **kwargs)
         if inspect.isawaitable(value):
             value = asyncio.run(_await(value))
     except Exception as exc:

@@ -6,7 +6,9 @@ group: on ``terminate`` (SIGTERM, a grace period, then SIGKILL) and, once the ch
 exited by itself, whatever it left running in its group (SIGKILL). Memory stays bounded
 however much the child prints: chunks go to the sink and only the last N bytes are kept.
 
-Also here: parsing of string backend options, and the payload checks both backends share.
+Also here: parsing of string backend options, the payload checks both backends share, and
+the job's environment (with ``BLIXARD_PARENT_RESULTS`` for a job with parents, see
+``parent_results.py``; removed, even if the worker has it, for a job without).
 """
 
 from __future__ import annotations
@@ -28,6 +30,7 @@ from blixard.backends.base import (
     Outcome,
     OutputSink,
 )
+from blixard.backends.parent_results import PARENT_RESULTS_ENV
 from blixard.errors import BackendError
 
 log = logging.getLogger(__name__)
@@ -147,13 +150,21 @@ def resolve_cwd(ctx: ExecutionContext, value: Any) -> Path:
 
 
 def job_environment(
-    ctx: ExecutionContext, *, inherit: bool, extra: Mapping[str, str] | None = None
+    ctx: ExecutionContext,
+    *,
+    inherit: bool,
+    extra: Mapping[str, str] | None = None,
+    parent_results: Path | None = None,
 ) -> dict[str, str]:
-    """The worker's environment (if ``inherit``), the job's identity, then ``extra``."""
+    """The worker's environment (if ``inherit``), the job's identity (and the path of its
+    parents' results, from ``write_parent_results``), then ``extra``."""
     env = dict(os.environ) if inherit else {}
+    env.pop(PARENT_RESULTS_ENV, None)
     env["BLIXARD_JOB_ID"] = ctx.job.job_id
     env["BLIXARD_JOB_ATTEMPT"] = str(ctx.job.attempt)
     env["BLIXARD_WORK_DIR"] = str(ctx.work_dir)
+    if parent_results is not None:
+        env[PARENT_RESULTS_ENV] = str(parent_results)
     if extra:
         env.update(extra)
     return env

@@ -4,17 +4,20 @@ from __future__ import annotations
 
 import sys
 import time
+from datetime import datetime
 from typing import Any
 
 import click
 import orjson
 
 from blixard.cli import output
+from blixard.cli.job_options import DURATION, LABEL, PREFERENCE, RULE, TIME, flag_error
 from blixard.cli.options import json_option, option, parse_pairs, server_option
 from blixard.client import Client
-from blixard.client.core import job_body
+from blixard.client.core import Calls, job_body
+from blixard.errors import ValidationError
 
-STATUSES = ("pending", "claimed", "in_progress", "completed", "failed", "cancelled")
+STATUSES = ("blocked", "pending", "claimed", "in_progress", "completed", "failed", "cancelled")
 
 
 def _payload(
@@ -67,12 +70,56 @@ def _payload(
 @option("--priority", "-p", type=int, default=0, show_default=True, help="Higher runs first.")
 @option("--max-attempts", type=click.IntRange(1, 1000), default=3, show_default=True)
 @option("--timeout", "timeout_s", type=click.FloatRange(0.001), help="Seconds per attempt.")
-@option("--delay", "delay_s", type=click.FloatRange(0), help="Seconds before it may start.")
+@option(
+    "--delay", "delay_s", type=DURATION, help="Not before this long from now: 30, 30s, 5m, 1h30m."
+)
+@option("--run-at", type=TIME, help="Not before this ISO 8601 time (no offset: local time).")
 @option("--idempotency-key", help="A second submit with this key returns the first job.")
+@option(
+    "--after",
+    "after",
+    multiple=True,
+    metavar="JOB_ID",
+    help="Run once this job ended (repeatable; same tenant). See --on-parent-failure.",
+)
+@option(
+    "--on-parent-failure",
+    type=click.Choice(["cancel", "run"]),
+    help="When a parent fails or is cancelled: cancel this job (default) or run it anyway.",
+)
+@option("--group", "group_id", help="Join this group of jobs.")
 @option("--cpus", type=click.FloatRange(0), help="CPU cores the job needs.")
-@option("--memory", "memory_mb", type=click.IntRange(0), help="Memory (MB) the job needs.")
+@option(
+    "--memory-mb",
+    "--memory",
+    "memory_mb",
+    type=click.IntRange(0),
+    envvar=["BLIXARD_MEMORY_MB", "BLIXARD_MEMORY"],
+    help="Memory (MB) the job needs.",
+)
 @option("--gpus", type=click.IntRange(0), help="GPUs the job needs.")
-@option("--label", "labels", multiple=True, help="KEY=VALUE the worker must carry.")
+@option("--label", "labels", multiple=True, type=LABEL, help="KEY=VALUE the worker must carry.")
+@option(
+    "--constraint",
+    "constraints",
+    multiple=True,
+    type=RULE,
+    help="A label rule the worker must meet: 'zone != us', 'zone in a,b', 'zone not in c', "
+    "'gpu exists', 'gpu not exists' (repeatable).",
+)
+@option(
+    "--prefer",
+    "preferences",
+    multiple=True,
+    type=PREFERENCE,
+    help="Rather a worker with this label: zone=a or zone=a,b:WEIGHT (1-1000; repeatable).",
+)
+@option("--concurrency-key", help="At most --concurrency-limit jobs with this key run at once.")
+@option(
+    "--concurrency-limit",
+    type=click.IntRange(1),
+    help="With --concurrency-key (default 1): running jobs with the key, fleet-wide.",
+)
 @option("--env", "env", multiple=True, help="KEY=VALUE for a command's environment.")
 @option("--cwd", help="Working directory for a command.")
 @option("--shell", is_flag=True, help="Run the command through /bin/sh -c.")
@@ -92,11 +139,19 @@ def submit(
     max_attempts: int,
     timeout_s: float | None,
     delay_s: float | None,
+    run_at: datetime | None,
     idempotency_key: str | None,
+    after: tuple[str, ...],
+    on_parent_failure: str | None,
+    group_id: str | None,
     cpus: float | None,
     memory_mb: int | None,
     gpus: int | None,
-    labels: tuple[str, ...],
+    labels: tuple[tuple[str, str], ...],
+    constraints: tuple[dict[str, Any], ...],
+    preferences: tuple[dict[str, Any], ...],
+    concurrency_key: str | None,
+    concurrency_limit: int | None,
     env: tuple[str, ...],
     cwd: str | None,
     shell: bool,
@@ -110,7 +165,12 @@ def submit(
     \b
       blixard submit --wait -- echo hello
       blixard submit '{"function": "mymod:run", "kwargs": {"n": 3}}' --type python
+      blixard submit --after JOB_ID --cpus 2 --label gpu=a100 --delay 5m -- ./train.sh
     """
+    if delay_s is not None and run_at is not None:
+        raise click.UsageError("give --delay or --run-at, not both")
+    if concurrency_limit is not None and concurrency_key is None:
+        raise click.BadParameter("needs --concurrency-key", param_hint="--concurrency-limit")
     if payload is not None and payload != "-" and not payload.lstrip().startswith(("{", "@")):
         command, payload = (payload, *command), None  # not JSON: the command's first word
     body_payload = _payload(payload, command, shell, parse_pairs(env, "--env"), cwd)
@@ -123,7 +183,9 @@ def submit(
     if gpus is not None:
         requirements["gpu"] = gpus
     if labels:
-        requirements["labels"] = parse_pairs(labels, "--label")
+        requirements["labels"] = dict(labels)
+    if constraints:
+        requirements["constraints"] = list(constraints)
     body = job_body(
         body_payload,
         queue=queue,
@@ -132,14 +194,22 @@ def submit(
         requirements=requirements or None,
         priority=priority,
         delay_s=delay_s,
+        run_at=run_at,
         max_attempts=max_attempts,
         timeout_s=timeout_s,
         idempotency_key=idempotency_key,
+        depends_on=after,
+        on_parent_failure=on_parent_failure,
+        concurrency_key=concurrency_key,
+        concurrency_limit=concurrency_limit,
+        group_id=group_id,
+        preferences=preferences,
     )
     with Client(server) as client:
-        from blixard.client.core import Calls
-
-        job = client.call(Calls.submit(body))
+        try:
+            job = client.call(Calls.submit(body))
+        except ValidationError as exc:
+            raise flag_error(exc) or exc from None
         if not wait:
             if as_json:
                 output.print_json(job)
@@ -177,6 +247,8 @@ def _narrate(job: dict[str, Any]) -> None:
             f"{error.get('message')}); retrying {output.ago(job['run_at'])}",
             highlight=False,
         )
+    elif status == "blocked":
+        output.err.print(f"waiting for {job.get('deps_pending', 0)} parent job(s)", highlight=False)
     elif status in ("claimed", "in_progress"):
         output.err.print(
             f"attempt {job['attempt']} {status.replace('_', ' ')} on {job['claimed_by']}",
@@ -224,6 +296,7 @@ def jobs() -> None:
 @option("--queue", "-q")
 @option("--tenant")
 @option("--type", "worker_type", help="Jobs that name this worker type.")
+@option("--group", "group_id", help="Jobs of this group (a bulk submit or a workflow).")
 @option("--limit", "-n", type=click.IntRange(1, 1000), default=50, show_default=True)
 @option("--cursor", help="Continue from a previous page's next_cursor.")
 @server_option
@@ -233,6 +306,7 @@ def list_jobs(
     queue: str | None,
     tenant: str | None,
     worker_type: str | None,
+    group_id: str | None,
     limit: int,
     cursor: str | None,
     server: str,
@@ -245,6 +319,7 @@ def list_jobs(
             queue=queue,
             tenant=tenant,
             worker_type=worker_type,
+            group_id=group_id,
             limit=limit,
             cursor=cursor,
         )
