@@ -60,6 +60,34 @@ class WorkerNotFound(NotFound):
         super().__init__(f"worker {worker_id} not found", worker_id=worker_id)
 
 
+class QueueNotFound(NotFound):
+    code = "queue_not_found"
+
+    def __init__(self, name: str) -> None:
+        super().__init__(f"queue {name} not found", queue=name)
+
+
+class TenantNotFound(NotFound):
+    code = "tenant_not_found"
+
+    def __init__(self, name: str) -> None:
+        super().__init__(f"tenant {name} not found", tenant=name)
+
+
+class GroupNotFound(NotFound):
+    code = "group_not_found"
+
+    def __init__(self, group_id: str) -> None:
+        super().__init__(f"group {group_id} not found", group_id=group_id)
+
+
+class ScheduleNotFound(NotFound):
+    code = "schedule_not_found"
+
+    def __init__(self, schedule_id: str) -> None:
+        super().__init__(f"schedule {schedule_id} not found", schedule_id=schedule_id)
+
+
 class Conflict(BlixardError):
     """A state change that does not apply to the current state (stale, duplicate, forbidden)."""
 

@@ -247,6 +247,6 @@ def test_db_copy_names_the_databases_it_copied(pg_schema_url: str, tmp_path: Pat
     result = run_cli("db", "copy", "--from", source, "--to", pg_schema_url)
     assert result.returncode == 0, describe_run(result)
     assert result.stdout == (
-        f"copied 0 new job(s) of 0 read, 0 attempt record(s), 0 worker(s) "
-        f"from {source} to {pg_schema_url}\n"
+        f"copied 0 new job(s) of 0 read, 0 attempt record(s), 0 worker(s), 0 queue(s), "
+        f"0 tenant(s), 0 new schedule(s) from {source} to {pg_schema_url}\n"
     ), describe_run(result)

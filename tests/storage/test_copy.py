@@ -79,3 +79,67 @@ async def test_copied_database_keeps_working(
     await add_worker(store, clock.now(), "w3", concurrency=100)
     claimed = await claim(store, "w3", clock.now() + 100, limit=100)
     assert len(claimed) == 19 + 4  # never claimed (the keyed job among them), requeued
+
+
+async def test_copy_carries_dependencies_limits_and_schedules(
+    store: Store, tmp_path: Path, clock: ManualClock
+) -> None:
+    """A blocked child still waits for its copied parent, and is released when it ends;
+    queue and tenant settings and cron schedules come along; a second copy adds nothing."""
+    from blixard.domain.queues import RateLimit
+    from blixard.domain.schedules import new_schedule
+    from blixard.domain.states import JobStatus
+
+    now = clock.now()
+    src = SqliteStore(str(tmp_path / "source.db"), rng=random.Random(3))
+    await src.open()
+    try:
+        parent = NewJob(new_id(), spec({"p": 1}, tenant="acme", queue="etl"), now, now)
+        child = NewJob(new_id(), spec({"c": 1}, tenant="acme", depends_on=[parent.id]), now, now)
+        await src.insert_jobs([parent, child])
+        await src.configure_queue(
+            "etl", paused=True, max_running=3, rate=RateLimit(10, 60.0), now=now
+        )
+        await src.configure_tenant("acme", weight=2.0, max_running=5, now=now)
+        nightly = new_schedule(
+            schedule_id=new_id(),
+            tenant="acme",
+            name="nightly",
+            cron_expression="0 3 * * *",
+            timezone="Europe/Paris",
+            job=spec({"s": 1}, tenant="acme"),
+            now=now,
+        )
+        await src.create_schedule(nightly)
+        report = await copy_store(src, store)
+        again = await copy_store(src, store)
+    finally:
+        await src.close()
+    assert (report.queues, report.tenants, report.schedules) == (2, 1, 1)
+    assert (again.schedules, again.jobs_created) == (0, 0)
+    etl = await store.get_queue("etl")
+    assert etl is not None
+    assert (etl.queue.paused, etl.queue.max_running, etl.queue.rate) == (
+        True,
+        3,
+        RateLimit(10, 60.0),
+    )
+    acme = await store.get_tenant("acme")
+    assert acme is not None
+    assert (acme.tenant.weight, acme.tenant.max_running) == (2.0, 5)
+    copied = await store.get_schedule(nightly.id)
+    assert copied is not None
+    assert (copied.name, copied.cron, copied.next_fire_at) == (
+        "nightly",
+        "0 3 * * *",
+        nightly.next_fire_at,
+    )
+
+    await store.configure_queue("etl", paused=False, now=now)
+    await add_worker(store, now, "w1", concurrency=10)
+    (got,) = await claim(store, "w1", now + 1, limit=10)  # only the parent is claimable
+    assert got.id == parent.id
+    await store.apply_reports("w1", [completed(got, {"ok": True})], now + 2)
+    released = await store.get_job(child.id)
+    assert released is not None
+    assert released.status is JobStatus.PENDING

@@ -203,6 +203,7 @@ async def test_claim_scan_and_hot_queries_use_their_indexes(
             ["paused"],
             ["repo-1"],
             64,
+            [1],
         )
         sql = Q["claim_candidates"].replace("$7::jsonb", "$7::text::jsonb")
         for mode in ("force_custom_plan", "force_generic_plan"):

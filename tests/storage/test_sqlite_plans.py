@@ -43,7 +43,7 @@ CLAIM_PARAMS = {
     "tenant": "default",
     "labels": '{"zone": "eu"}',
     "blocked_queues": '["paused"]',
-    "full_keys": '["repo-1"]',
+    "busy_keys": '{"repo-1": 1}',
     "now": 1e12,
     "worker_type": "process",
     "cpu": 4.0,
@@ -64,9 +64,9 @@ CLAIM_PARAMS = {
         ("expired_leases", (1e12, 100), "jobs_leases"),
         ("worker_usage", ("w1",), "jobs_by_worker"),
         ("active_by_tenant_queue", (), "jobs_active_by_tenant"),
+        ("pending_tenants", (), "jobs_claimable"),
         ("active_by_key", ('["repo-1"]',), "jobs_active_by_key"),
-        ("oldest_pending", (), "jobs_by_status"),
-        ("count_by_queue_status", (), "jobs_by_queue"),
+        ("stats_oldest_pending", (), "jobs_by_status"),
         (
             "list_jobs_one_status",
             {

@@ -8,7 +8,15 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI, Request, Response
 
 from blixard import __version__
-from blixard.api import problems, routes_jobs, routes_workers
+from blixard.api import (
+    problems,
+    routes_groups,
+    routes_jobs,
+    routes_queues,
+    routes_schedules,
+    routes_workers,
+    routes_workflows,
+)
 from blixard.api.deps import plane
 from blixard.api.responses import FastJSONResponse
 from blixard.api.schemas import HealthOut, StatsOut
@@ -41,21 +49,39 @@ def create_app(control_plane: ControlPlane, *, manage_lifecycle: bool = True) ->
     problems.install(app)
     app.include_router(routes_jobs.router)
     app.include_router(routes_workers.router)
+    app.include_router(routes_queues.router)
+    app.include_router(routes_groups.router)
+    app.include_router(routes_schedules.router)
+    app.include_router(routes_workflows.router)
 
     @app.get("/api/v1/stats", response_model=StatsOut, tags=["cluster"])
-    async def stats(request: Request) -> Response:
+    async def stats(request: Request, tenant: str | None = None) -> Response:
+        """Job counts (of one tenant's jobs with ``tenant``), workers, and the waiting jobs
+        that fit no online worker."""
         cp = plane(request)
-        s = await cp.stats()
+        s = await cp.stats(tenant)
+        unschedulable = await cp.diagnosis.summary(tenant)
         return FastJSONResponse(
             {
+                "tenant": s.tenant,
                 "jobs_by_status": s.jobs_by_status,
                 "jobs_by_queue": s.jobs_by_queue,
+                "jobs_by_tenant": s.jobs_by_tenant,
                 "workers_by_status": s.workers_by_status,
                 "oldest_pending_at": iso(s.oldest_pending_at),
+                "unschedulable": {
+                    "count": unschedulable.count,
+                    "reasons": [{"reason": r, "count": n} for r, n in unschedulable.reasons],
+                },
                 "reaper": {
                     "leader": cp.reaper.leader,
                     "runs": cp.reaper.runs,
                     "reaped_total": cp.reaper.reaped_total,
+                },
+                "scheduler": {
+                    "leader": cp.scheduler.leader,
+                    "runs": cp.scheduler.runs,
+                    "fired_total": cp.scheduler.fired_total,
                 },
             }
         )

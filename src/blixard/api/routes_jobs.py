@@ -90,9 +90,14 @@ async def list_jobs(
         limit=limit,
         before=cursor,
     )
-    page = await plane(request).jobs.list_jobs(query)
+    cp = plane(request)
+    page = await cp.jobs.list_jobs(query)
+    reasons = await cp.diagnosis.for_jobs(page.jobs)
     return FastJSONResponse(
-        {"jobs": [serialize.job_dict(j) for j in page.jobs], "next_cursor": page.next_cursor}
+        {
+            "jobs": [serialize.job_dict(j, unschedulable=reasons.get(j.id)) for j in page.jobs],
+            "next_cursor": page.next_cursor,
+        }
     )
 
 
@@ -105,7 +110,8 @@ async def get_job(job_id: str, request: Request) -> Response:
     cp = plane(request)
     job = await cp.jobs.get(job_id)
     attempts = await cp.jobs.attempts(job_id)
-    return FastJSONResponse(serialize.job_dict(job, attempts))
+    reason = await cp.diagnosis.for_job(job)
+    return FastJSONResponse(serialize.job_dict(job, attempts, unschedulable=reason))
 
 
 @router.post(

@@ -7,11 +7,25 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-Status = Literal["pending", "claimed", "in_progress", "completed", "failed", "cancelled"]
+Status = Literal["blocked", "pending", "claimed", "in_progress", "completed", "failed", "cancelled"]
 
 
 class _In(BaseModel):
     model_config = ConfigDict(extra="forbid")
+
+
+class ConstraintIn(_In):
+    label: str
+    op: Literal["eq", "ne", "in", "not_in", "exists", "not_exists"] = "eq"
+    values: list[str] = Field(
+        default_factory=list, description="One value for eq/ne, 1-64 for in/not_in, none else."
+    )
+
+
+class PreferenceIn(_In):
+    label: str
+    values: list[str] = Field(min_length=1)
+    weight: int = Field(1, ge=1, le=1000)
 
 
 class RequirementsIn(_In):
@@ -20,6 +34,10 @@ class RequirementsIn(_In):
     gpu: int = Field(0, ge=0)
     labels: dict[str, str] = Field(
         default_factory=dict, description="Labels the worker must carry, exactly."
+    )
+    constraints: list[ConstraintIn] = Field(
+        default_factory=list,
+        description="Other label rules the worker must meet (ne, in, not_in, exists, ...).",
     )
 
 
@@ -46,6 +64,25 @@ class JobIn(_In):
     timeout_s: float | None = Field(None, description="Per attempt; the attempt is killed.")
     idempotency_key: str | None = Field(
         None, description="A second submit with the same key (per tenant) returns the first job."
+    )
+    concurrency_key: str | None = Field(
+        None, description="Jobs sharing this key run at most concurrency_limit at once, fleet-wide."
+    )
+    concurrency_limit: int | None = Field(
+        None, ge=1, description="With concurrency_key; 1 when omitted."
+    )
+    depends_on: list[str] = Field(
+        default_factory=list, description="Job ids (same tenant) that must complete first."
+    )
+    on_parent_failure: Literal["cancel", "run"] = Field(
+        "cancel", description="When a parent fails or is cancelled: cancel this job, or run it."
+    )
+    group_id: str | None = Field(
+        None, description="Join a group (a bulk submit makes one for its jobs otherwise)."
+    )
+    preferences: list[PreferenceIn] = Field(
+        default_factory=list,
+        description="Soft label preferences: workers meeting them take the job first.",
     )
 
 
@@ -101,14 +138,29 @@ class JobOut(BaseModel):
     error: dict[str, Any] | None
     created_at: datetime
     updated_at: datetime
+    concurrency_key: str | None = None
+    concurrency_limit: int | None = None
+    depends_on: list[str] = Field(default_factory=list)
+    on_parent_failure: Literal["cancel", "run"] = "cancel"
+    deps_pending: int = Field(0, description="Parents that have not ended yet.")
+    group_id: str | None = None
+    step: str | None = Field(None, description="The step name, for a job of a workflow.")
+    schedule_id: str | None = Field(None, description="The cron schedule that fired it.")
+    preferences: list[PreferenceIn] = Field(default_factory=list)
     attempts: list[AttemptOut] | None = Field(
         None, description="Finished attempts (on GET /jobs/{id} only)."
+    )
+    unschedulable: str | None = Field(
+        None,
+        description="Why no online worker could ever run this waiting job (no worker of its "
+        "types, with its labels, or big enough); null when one could.",
     )
 
 
 class SubmittedOut(BaseModel):
     jobs: list[JobOut]
     created: int = Field(description="How many were new (the rest matched idempotency keys).")
+    group_id: str | None = Field(None, description="The group a bulk submit made.")
 
 
 class JobPageOut(BaseModel):
@@ -182,6 +234,9 @@ class AssignmentOut(BaseModel):
     payload: dict[str, Any]
     timeout_s: float | None
     requirements: RequirementsIn
+    parent_results: dict[str, Any] | None = Field(
+        None, description="The results of the job's parents, by step name (or job id)."
+    )
 
 
 class ClaimOut(BaseModel):
@@ -237,12 +292,28 @@ class ReportsOut(BaseModel):
     results: list[ReportResultOut]
 
 
+class UnschedulableReasonOut(BaseModel):
+    reason: str
+    count: int
+
+
+class UnschedulableOut(BaseModel):
+    count: int = Field(description="Waiting jobs that fit no online worker.")
+    reasons: list[UnschedulableReasonOut] = Field(description="Most jobs first.")
+
+
 class StatsOut(BaseModel):
+    tenant: str | None = Field(description="The tenant the job counts are scoped to, if any.")
     jobs_by_status: dict[str, int]
     jobs_by_queue: dict[str, dict[str, int]]
+    jobs_by_tenant: dict[str, dict[str, int]]
     workers_by_status: dict[str, int]
     oldest_pending_at: datetime | None
+    unschedulable: UnschedulableOut
     reaper: dict[str, Any]
+    scheduler: dict[str, Any] = Field(
+        description="The cron scheduler on this server: leader, runs, fired_total."
+    )
 
 
 class HealthOut(BaseModel):

@@ -24,7 +24,10 @@ def epoch(value: datetime | None) -> float | None:
     return value.timestamp()
 
 
-def job_dict(job: Job, attempts: list[Attempt] | None = None) -> dict[str, Any]:
+def job_dict(
+    job: Job, attempts: list[Attempt] | None = None, *, unschedulable: str | None = None
+) -> dict[str, Any]:
+    """``unschedulable``: why no online worker could ever run the job (``Diagnosis``)."""
     out: dict[str, Any] = {
         "id": job.id,
         "queue": job.queue,
@@ -49,6 +52,16 @@ def job_dict(job: Job, attempts: list[Attempt] | None = None) -> dict[str, Any]:
         "error": job.error,
         "created_at": iso(job.created_at),
         "updated_at": iso(job.updated_at),
+        "concurrency_key": job.concurrency_key,
+        "concurrency_limit": job.concurrency_limit,
+        "depends_on": list(job.depends_on),
+        "on_parent_failure": job.on_parent_failure,
+        "deps_pending": job.deps_pending,
+        "group_id": job.group_id,
+        "step": job.step,
+        "schedule_id": job.schedule_id,
+        "preferences": [p.to_dict() for p in job.preferences],
+        "unschedulable": unschedulable,
     }
     if attempts is not None:
         out["attempts"] = [attempt_dict(a) for a in attempts]
@@ -76,6 +89,7 @@ def assignment_dict(job: Job) -> dict[str, Any]:
         "payload": job.payload,
         "timeout_s": job.timeout_s,
         "requirements": job.requirements.to_dict(),
+        "parent_results": None if job.parent_results is None else dict(job.parent_results),
     }
 
 

@@ -15,6 +15,7 @@ console = Console(width=None if sys.stdout.isatty() else 200)
 err = Console(stderr=True, width=None if sys.stderr.isatty() else 200)
 
 STATUS_STYLE = {
+    "blocked": "bright_black",
     "pending": "yellow",
     "claimed": "cyan",
     "in_progress": "blue",
@@ -24,6 +25,7 @@ STATUS_STYLE = {
     "online": "green",
     "draining": "yellow",
     "offline": "red",
+    "running": "blue",
 }
 
 
@@ -97,11 +99,14 @@ def job_detail(job: dict[str, Any]) -> None:
         ("started", job["started_at"] or "-"),
         ("finished", job["finished_at"] or "-"),
         ("payload", short(job["payload"], 200)),
+        *scheduling_rows(job),
     ]
     if job.get("result") is not None:
         rows.append(("result", short(job["result"], 400)))
     if job.get("error"):
         rows.append(("error", f"{job['error'].get('kind')}: {job['error'].get('message')}"))
+    if job.get("unschedulable"):
+        rows.append(("unschedulable", job["unschedulable"]))
     table = Table(box=None, show_header=False)
     table.add_column(style="bold")
     table.add_column(overflow="fold")
@@ -124,6 +129,39 @@ def job_detail(job: dict[str, Any]) -> None:
                 short(error.get("message", ""), 60) if error else "",
             )
         console.print(t)
+
+
+def scheduling_rows(job: dict[str, Any]) -> list[tuple[str, Any]]:
+    """The rows of ``job_detail`` for what a job waits on and needs, when it has them."""
+    rows: list[tuple[str, Any]] = []
+    if job.get("group_id"):
+        rows.append(("group", job["group_id"]))
+    if job.get("step"):
+        rows.append(("step", job["step"]))
+    parents = job.get("depends_on") or []
+    if parents:
+        rows.append(("depends on", ", ".join(parents)))
+        rows.append(("parents pending", f"{job.get('deps_pending', 0)} of {len(parents)}"))
+        rows.append(("on parent failure", job.get("on_parent_failure", "cancel")))
+    if job.get("concurrency_key"):
+        limit = job.get("concurrency_limit") or 1
+        rows.append(("concurrency", f"key {job['concurrency_key']}, at most {limit} running"))
+    req = job.get("requirements") or {}
+    resources = (("cpu", "cpu", ""), ("memory_mb", "memory", "MB"), ("gpu", "gpu", ""))
+    needs = [f"{name} {req[key]:g}{unit}" for key, name, unit in resources if req.get(key)]
+    needs += [f"{k}={v}" for k, v in (req.get("labels") or {}).items()]
+    for c in req.get("constraints") or []:
+        values = ",".join(c.get("values") or [])
+        needs.append(f"{c['label']} {c['op'].replace('_', ' ')}{' ' + values if values else ''}")
+    if needs:
+        rows.append(("requires", "; ".join(needs)))
+    prefers = [
+        f"{p['label']}={','.join(p['values'])} (weight {p['weight']})"
+        for p in job.get("preferences") or []
+    ]
+    if prefers:
+        rows.append(("prefers", "; ".join(prefers)))
+    return rows
 
 
 def workers_table(workers: list[dict[str, Any]]) -> Table:

@@ -47,6 +47,13 @@ def _server_options(f: F) -> F:
                 "--reaper-interval", type=click.FloatRange(0.05), default=1.0, show_default=True
             ),
             option(
+                "--scheduler-interval",
+                type=click.FloatRange(0.05),
+                default=1.0,
+                show_default=True,
+                help="Seconds between the cron scheduler's passes (on the leading server).",
+            ),
+            option(
                 "--log-level",
                 type=click.Choice(["debug", "info", "warning", "error"]),
                 default="info",
@@ -58,11 +65,17 @@ def _server_options(f: F) -> F:
     return f
 
 
-def _settings(lease_ttl: float, worker_ttl: float | None, reaper_interval: float) -> ServerSettings:
+def _settings(
+    lease_ttl: float,
+    worker_ttl: float | None,
+    reaper_interval: float,
+    scheduler_interval: float = 1.0,
+) -> ServerSettings:
     return ServerSettings(
         lease_ttl_s=lease_ttl,
         worker_ttl_s=worker_ttl or 2 * lease_ttl,
         reaper_interval_s=reaper_interval,
+        scheduler_interval_s=scheduler_interval,
     )
 
 
@@ -83,13 +96,13 @@ def server(
     lease_ttl: float,
     worker_ttl: float | None,
     reaper_interval: float,
+    scheduler_interval: float,
     log_level: str,
 ) -> None:
-    """Run the control plane: the HTTP API, the lease reaper."""
+    """Run the control plane: the HTTP API, the lease reaper, the cron scheduler."""
     _logging(log_level)
-    loop.run(
-        _serve(database, host, port, _settings(lease_ttl, worker_ttl, reaper_interval), workers=[])
-    )
+    settings = _settings(lease_ttl, worker_ttl, reaper_interval, scheduler_interval)
+    loop.run(_serve(database, host, port, settings, workers=[]))
 
 
 @click.command()
@@ -126,6 +139,7 @@ def up(
     lease_ttl: float,
     worker_ttl: float | None,
     reaper_interval: float,
+    scheduler_interval: float,
     log_level: str,
     worker_count: int,
     worker_types: tuple[str, ...],
@@ -133,7 +147,7 @@ def up(
 ) -> None:
     """The whole thing in one command: a server plus a local pool of workers."""
     _logging(log_level)
-    settings = _settings(lease_ttl, worker_ttl, reaper_interval)
+    settings = _settings(lease_ttl, worker_ttl, reaper_interval, scheduler_interval)
     commands = [
         [
             sys.executable,
@@ -380,8 +394,9 @@ def copy(source: str, target: str) -> None:
         click.echo("", err=True)
         click.echo(
             f"copied {report.jobs_created} new job(s) of {report.jobs_read} read, "
-            f"{report.attempts} attempt record(s), {report.workers} worker(s) "
-            f"from {redact(source)} to {redact(target)}"
+            f"{report.attempts} attempt record(s), {report.workers} worker(s), "
+            f"{report.queues} queue(s), {report.tenants} tenant(s), "
+            f"{report.schedules} new schedule(s) from {redact(source)} to {redact(target)}"
         )
 
     loop.run(run())

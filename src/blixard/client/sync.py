@@ -8,7 +8,21 @@ from typing import Any
 
 import httpx
 
-from blixard.client.core import DEFAULT_SERVER, Call, Calls, decode, job_body, unreachable
+from blixard.client.core import (
+    DEFAULT_SERVER,
+    KEEP,
+    Call,
+    Calls,
+    Keep,
+    RateLimitArg,
+    decode,
+    job_body,
+    queue_patch,
+    schedule_body,
+    tenant_patch,
+    unreachable,
+    workflow_body,
+)
 
 TERMINAL = {"completed", "failed", "cancelled"}
 
@@ -85,8 +99,125 @@ class Client:
         result: dict[str, Any] = self.call(Calls.drain(worker_id))
         return result
 
-    def stats(self) -> dict[str, Any]:
-        result: dict[str, Any] = self.call(Calls.stats())
+    def stats(self, tenant: str | None = None) -> dict[str, Any]:
+        """Job counts (of ``tenant``'s jobs only, when given), workers, unschedulable jobs."""
+        result: dict[str, Any] = self.call(Calls.stats(tenant))
+        return result
+
+    def queues(self) -> list[dict[str, Any]]:
+        result: list[dict[str, Any]] = self.call(Calls.list_queues())
+        return result
+
+    def queue(self, name: str) -> dict[str, Any]:
+        result: dict[str, Any] = self.call(Calls.get_queue(name))
+        return result
+
+    def configure_queue(
+        self,
+        name: str,
+        *,
+        paused: bool | None = None,
+        max_running: int | Keep | None = KEEP,
+        rate_limit: RateLimitArg | Keep | None = KEEP,
+    ) -> dict[str, Any]:
+        """Change only the settings given (None removes a limit); creates the queue."""
+        body = queue_patch(paused=paused, max_running=max_running, rate_limit=rate_limit)
+        result: dict[str, Any] = self.call(Calls.configure_queue(name, body))
+        return result
+
+    def pause_queue(self, name: str) -> dict[str, Any]:
+        result: dict[str, Any] = self.call(Calls.pause_queue(name))
+        return result
+
+    def resume_queue(self, name: str) -> dict[str, Any]:
+        result: dict[str, Any] = self.call(Calls.resume_queue(name))
+        return result
+
+    def tenants(self) -> list[dict[str, Any]]:
+        result: list[dict[str, Any]] = self.call(Calls.list_tenants())
+        return result
+
+    def tenant(self, name: str) -> dict[str, Any]:
+        result: dict[str, Any] = self.call(Calls.get_tenant(name))
+        return result
+
+    def configure_tenant(
+        self, name: str, *, weight: float | None = None, max_running: int | Keep | None = KEEP
+    ) -> dict[str, Any]:
+        body = tenant_patch(weight=weight, max_running=max_running)
+        result: dict[str, Any] = self.call(Calls.configure_tenant(name, body))
+        return result
+
+    def group(self, group_id: str, limit: int = 50, cursor: str | None = None) -> dict[str, Any]:
+        """The group's summary and a page of its jobs: {"group", "jobs", "next_cursor"}."""
+        result: dict[str, Any] = self.call(Calls.get_group(group_id, limit, cursor))
+        return result
+
+    def cancel_group(self, group_id: str, reason: str | None = None) -> dict[str, Any]:
+        result: dict[str, Any] = self.call(Calls.cancel_group(group_id, reason))
+        return result
+
+    def create_schedule(
+        self,
+        name: str,
+        cron: str,
+        payload: Mapping[str, Any],
+        *,
+        tenant: str | None = None,
+        timezone: str | None = None,
+        misfire: str | None = None,
+        no_overlap: bool | None = None,
+        paused: bool | None = None,
+        **job_options: Any,
+    ) -> dict[str, Any]:
+        """A cron schedule firing ``payload`` jobs; ``job_options`` are the submit options
+        (queue, worker_types, priority, timeout_s...) but run_at, delay_s, idempotency_key."""
+        body = schedule_body(
+            name,
+            cron,
+            job_body(payload, **job_options),
+            tenant=tenant,
+            timezone=timezone,
+            misfire=misfire,
+            no_overlap=no_overlap,
+            paused=paused,
+        )
+        result: dict[str, Any] = self.call(Calls.create_schedule(body))
+        return result
+
+    def schedules(self, tenant: str | None = None) -> list[dict[str, Any]]:
+        result: list[dict[str, Any]] = self.call(Calls.list_schedules(tenant))
+        return result
+
+    def schedule(self, schedule_id: str, upcoming: int = 5, jobs: int = 10) -> dict[str, Any]:
+        """A schedule with its ``upcoming`` slots and the latest ``jobs`` it fired."""
+        result: dict[str, Any] = self.call(Calls.get_schedule(schedule_id, upcoming, jobs))
+        return result
+
+    def pause_schedule(self, schedule_id: str) -> dict[str, Any]:
+        result: dict[str, Any] = self.call(Calls.pause_schedule(schedule_id))
+        return result
+
+    def resume_schedule(self, schedule_id: str) -> dict[str, Any]:
+        result: dict[str, Any] = self.call(Calls.resume_schedule(schedule_id))
+        return result
+
+    def delete_schedule(self, schedule_id: str) -> None:
+        self.call(Calls.delete_schedule(schedule_id))
+
+    def submit_workflow(
+        self,
+        steps: Sequence[Mapping[str, Any]],
+        *,
+        tenant: str | None = None,
+        queue: str | None = None,
+        group_id: str | None = None,
+    ) -> dict[str, Any]:
+        """Submit a DAG of named steps as one group: ``{"name": "test", "payload": {...},
+        "depends_on": ["build"]}`` (other keys: the submit options). Answers {"group_id",
+        "created", "jobs"} with the jobs in topological order; follow it with ``group``."""
+        body = workflow_body(steps, tenant=tenant, queue=queue, group_id=group_id)
+        result: dict[str, Any] = self.call(Calls.submit_workflow(body))
         return result
 
     def health(self) -> dict[str, Any]:

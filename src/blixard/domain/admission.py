@@ -114,11 +114,18 @@ class Admission:
         self.chosen: list[str] = []
         self.served: set[str] = set()  # tenants that got a job
         self.contended = False  # whether two or more tenants offered jobs
-        self.full_keys: set[str] = set()
+        # Running jobs per key as read without the key's lock: only to skip, in SQL, jobs
+        # whose own limit the key already reaches (exact counts are in _key_running).
+        self._key_hint: dict[str, int] = {}
 
-    def add_full_keys(self, keys: Iterable[str]) -> None:
-        """Keys already at their limit when the claim starts: their jobs are skipped."""
-        self.full_keys.update(keys)
+    def add_key_hints(self, counts: Iterable[tuple[str, int]]) -> None:
+        """Running jobs per key when the claim starts (read without locks)."""
+        self._key_hint.update(counts)
+
+    def busy_keys(self) -> dict[str, int]:
+        """Running jobs per key, exact where counted under the key's lock, for a driver to
+        skip the jobs whose own ``concurrency_limit`` the key already reaches."""
+        return {**self._key_hint, **self._key_running}
 
     def add_key_counts(self, counts: Mapping[str, int]) -> None:
         """Running jobs of concurrency keys met for the first time in this claim."""
@@ -158,7 +165,6 @@ class Admission:
         if c.concurrency_key is not None:
             limit = c.concurrency_limit or 1
             if self._key_running.get(c.concurrency_key, 0) >= limit:
-                self.full_keys.add(c.concurrency_key)
                 return False
         req = c.requirements
         if req.constraints and not allowed(req.constraints, self._labels):
@@ -175,10 +181,7 @@ class Admission:
             q.room -= 1
             q.tokens_used += 1
         if c.concurrency_key is not None:
-            running = self._key_running.get(c.concurrency_key, 0) + 1
-            self._key_running[c.concurrency_key] = running
-            if running >= (c.concurrency_limit or 1):
-                self.full_keys.add(c.concurrency_key)
+            self._key_running[c.concurrency_key] = self._key_running.get(c.concurrency_key, 0) + 1
 
     def offer(self, pages: Mapping[str, Sequence[Candidate]]) -> set[str]:
         """Choose from one round of candidates (per tenant, in claim order). Returns the

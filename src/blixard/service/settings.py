@@ -15,6 +15,8 @@ class ServerSettings:
     worker_ttl_s: float = 30.0
     """A worker not seen for this long is marked offline."""
     reaper_interval_s: float = 1.0
+    scheduler_interval_s: float = 1.0
+    """How often the cron scheduler looks for due schedules (on the server that leads it)."""
     max_payload_bytes: int = DEFAULT_MAX_PAYLOAD_BYTES
     max_claim_wait_s: float = 60.0
     max_claim_batch: int = 1000
@@ -30,6 +32,8 @@ class ServerSettings:
             raise ConfigurationError("worker_ttl_s must be at least lease_ttl_s")
         if self.reaper_interval_s <= 0:
             raise ConfigurationError("reaper_interval_s must be positive")
+        if self.scheduler_interval_s <= 0:
+            raise ConfigurationError("scheduler_interval_s must be positive")
 
     @property
     def heartbeat_interval_s(self) -> float:

@@ -27,6 +27,7 @@ if TYPE_CHECKING:
     from blixard.storage.postgres.driver import Conn
 
 Q = sqlfiles.queries("blixard.storage.postgres")
+UNAVAILABLE = 1 << 30  # the running count of a key this claim could not lock
 MAX_ROUNDS = 10  # pages of 16 to 8192 rows per tenant: up to ~16,000 rows passed over
 
 
@@ -145,12 +146,13 @@ async def _choose(
     page_size = max(16, -(-admission.capacity.slots * 2 // max(1, len(tenants))))
     keys_known: set[str] = set()
     seen: set[str] = set()
-    admission.add_full_keys(r[0] for r in await conn.fetch(Q["full_keys"]))
+    admission.add_key_hints((r[0], r[1]) for r in await conn.fetch(Q["busy_keys"]))
     labels = dict(worker["labels"])
     for round_ in range(MAX_ROUNDS):
         if admission.done or not tenants:
             return
         cap = admission.capacity
+        busy = admission.busy_keys()
         filters = (
             now,
             worker["worker_type"],
@@ -159,8 +161,9 @@ async def _choose(
             cap.memory_mb,
             cap.gpu,
             admission.blocked_queues(),
-            sorted(admission.full_keys),
+            list(busy),
             page_size,
+            list(busy.values()),
         )
         found = await conn.fetch(
             Q["claim_candidates"],
@@ -186,7 +189,7 @@ async def _choose(
         for page in pages.values():
             seen.update(c.id for c in page)
         keys = {c.concurrency_key for p in pages.values() for c in p if c.concurrency_key}
-        await _count_keys(conn, admission, sorted(keys - keys_known), scope)
+        await _count_keys(conn, admission, sorted(keys - keys_known), scope, wait=round_ == 0)
         keys_known |= keys
         exhausted = admission.offer(pages)
         tenants = [
@@ -195,14 +198,30 @@ async def _choose(
         page_size *= 2
 
 
-async def _count_keys(conn: Conn, admission: Admission, keys: Sequence[str], scope: str) -> None:
+async def _count_keys(
+    conn: Conn, admission: Admission, keys: Sequence[str], scope: str, *, wait: bool
+) -> None:
     """Lock the keys (so no other claim counts them meanwhile), then count their running
-    jobs in a later statement, which sees every claim that committed before the lock."""
+    jobs in a later statement, which sees every claim that committed before the lock.
+
+    Only the first round waits for its locks, taken in key order; keys met in later rounds
+    are only tried (a claim holding first-round keys must not wait for keys another claim
+    holds: that one may be waiting for ours). A key held elsewhere is skipped this time."""
     if not keys:
         return
-    await conn.fetchval(Q["lock_keys"], [stable_key("key", scope, k) for k in keys])
-    counts: dict[str, int] = {r[0]: r[1] for r in await conn.fetch(Q["active_by_key"], list(keys))}
-    admission.add_key_counts({k: counts.get(k, 0) for k in keys})
+    lock_ids = [stable_key("key", scope, k) for k in keys]
+    if wait:
+        await conn.fetchval(Q["lock_keys"], lock_ids)
+        locked = list(keys)
+    else:
+        got = await conn.fetch(Q["try_lock_keys"], lock_ids)
+        held = {r[0] for r in got if r[1]}
+        locked = [k for k, lock_id in zip(keys, lock_ids, strict=True) if lock_id in held]
+        admission.add_key_counts({k: UNAVAILABLE for k in keys if k not in locked})
+    if not locked:
+        return
+    counts: dict[str, int] = {r[0]: r[1] for r in await conn.fetch(Q["active_by_key"], locked)}
+    admission.add_key_counts({k: counts.get(k, 0) for k in locked})
 
 
 async def _with_parent_results(conn: Conn, jobs: list[Job]) -> list[Job]:

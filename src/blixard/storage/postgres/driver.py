@@ -416,7 +416,8 @@ class PostgresStore(PostgresQueues, PostgresSchedules):
             await deps.ensure_names(conn, jobs)
             if with_parents:
                 # In submission order: a job may name a parent earlier in the batch.
-                to_insert = [j for j in jobs if j in to_insert]
+                kept = {j.id for j in to_insert}
+                to_insert = [j for j in jobs if j.id in kept]
                 firsts = await deps.first_states(conn, to_insert)
             params = rows.new_jobs_params(to_insert, firsts)
             if first:

@@ -41,7 +41,7 @@ def load_limits(conn: sqlite3.Connection, now: float) -> LimitState:
             tokens[name] = rate.refill(rtokens, rupdated, now)
     tenants = {
         r[0]: Tenant(r[0], weight=r[1], max_running=r[2], served_at=r[3])
-        for r in conn.execute(Q["all_tenants"])
+        for r in conn.execute(Q["pending_tenants"])
     }
     tenant_running: dict[str, int] = {}
     queue_running: dict[str, int] = {}
@@ -135,7 +135,7 @@ def _choose(
     page_size = max(16, -(-admission.capacity.slots * 2 // max(1, len(tenants))))
     key_counts_loaded: set[str] = set()
     seen: set[str] = set()
-    admission.add_full_keys(r[0] for r in conn.execute(Q["full_keys"]))
+    admission.add_key_hints((r[0], r[1]) for r in conn.execute(Q["busy_keys"]))
     labels = rows.dumps(dict(worker.labels))
     for round_ in range(MAX_ROUNDS):
         if admission.done or not tenants:
@@ -149,7 +149,7 @@ def _choose(
             "memory_mb": cap.memory_mb,
             "gpu": cap.gpu,
             "blocked_queues": _ids(admission.blocked_queues()),
-            "full_keys": _ids(sorted(admission.full_keys)),
+            "busy_keys": rows.dumps(admission.busy_keys()),
             "scan": page_size,
         }
         pages: dict[str, list[Candidate]] = {}

@@ -21,8 +21,19 @@ FROM workers AS w
 WHERE w.id = $1
 FOR UPDATE OF w;
 
--- The worker's usage and the limits, read after the locks.
+-- The worker's usage and the limits, read after the locks. The tenants are those with
+-- pending jobs, found by skipping from tenant to tenant through jobs_claimable (one index
+-- probe per such tenant, however many tenants ever existed), with their settings.
 -- name: claim_context
+WITH RECURSIVE pending (tenant) AS (
+    (SELECT j.tenant FROM jobs AS j WHERE j.status = 'pending' ORDER BY j.tenant LIMIT 1)
+    UNION ALL
+    SELECT (SELECT j.tenant FROM jobs AS j
+             WHERE j.status = 'pending' AND j.tenant > p.tenant
+             ORDER BY j.tenant LIMIT 1)
+    FROM pending AS p
+    WHERE p.tenant IS NOT NULL
+)
 SELECT
     u.running, u.used_cpu, u.used_memory_mb, u.used_gpu,
     (SELECT coalesce(jsonb_agg(jsonb_build_array(
@@ -31,8 +42,10 @@ SELECT
        FROM queues AS q
       WHERE q.paused OR q.max_running IS NOT NULL OR q.rate_limit IS NOT NULL) AS queues,
     (SELECT coalesce(jsonb_agg(jsonb_build_array(
-                t.name, t.weight, t.max_running, t.served_at) ORDER BY t.name), '[]')
-       FROM tenants AS t) AS tenants,
+                p.tenant, coalesce(t.weight, 1), t.max_running, coalesce(t.served_at, 0))
+                ORDER BY p.tenant), '[]')
+       FROM pending AS p LEFT JOIN tenants AS t ON t.name = p.tenant
+      WHERE p.tenant IS NOT NULL) AS tenants,
     (SELECT coalesce(jsonb_agg(jsonb_build_array(c.tenant, c.queue, c.n)), '[]')
        FROM (SELECT a.tenant, a.queue, count(*) AS n FROM jobs AS a
               WHERE a.status IN ('claimed', 'in_progress')
@@ -62,7 +75,9 @@ CROSS JOIN LATERAL (
       AND (j.req_labels = '{}' OR $7::jsonb @> j.req_labels)
       AND j.req_cpu <= $8 AND j.req_memory_mb <= $9 AND j.req_gpu <= $10
       AND j.queue <> ALL ($11::text[])
-      AND (j.concurrency_key IS NULL OR j.concurrency_key <> ALL ($12::text[]))
+      AND (j.concurrency_key IS NULL
+           OR NOT EXISTS (SELECT 1 FROM unnest($12::text[], $14::integer[]) AS b (key, n)
+                          WHERE b.key = j.concurrency_key AND b.n >= j.concurrency_limit))
       AND (t.after_id IS NULL
            OR j.priority < t.after_priority
            OR (j.priority = t.after_priority
@@ -73,7 +88,7 @@ CROSS JOIN LATERAL (
     FOR UPDATE OF j SKIP LOCKED
 ) AS c;
 
--- The same, among the jobs with preferences only (jobs_preferring), first page only.
+-- The same, among the jobs with a preference this worker's labels meet (jobs_preferring).
 -- name: claim_preferring
 SELECT c.*
 FROM unnest($1::text[]) AS t (tenant)
@@ -85,12 +100,16 @@ CROSS JOIN LATERAL (
     WHERE j.tenant = t.tenant
       AND j.status = 'pending'
       AND j.preferences <> '[]'
+      AND EXISTS (SELECT 1 FROM jsonb_array_elements(j.preferences) AS p (pref)
+                  WHERE p.pref -> 'values' ? ($4::jsonb ->> (p.pref ->> 'label')))
       AND j.run_at <= $2
       AND (j.worker_types = '{}' OR $3 = ANY (j.worker_types))
       AND (j.req_labels = '{}' OR $4::jsonb @> j.req_labels)
       AND j.req_cpu <= $5 AND j.req_memory_mb <= $6 AND j.req_gpu <= $7
       AND j.queue <> ALL ($8::text[])
-      AND (j.concurrency_key IS NULL OR j.concurrency_key <> ALL ($9::text[]))
+      AND (j.concurrency_key IS NULL
+           OR NOT EXISTS (SELECT 1 FROM unnest($9::text[], $11::integer[]) AS b (key, n)
+                          WHERE b.key = j.concurrency_key AND b.n >= j.concurrency_limit))
     ORDER BY j.priority DESC, j.run_at, j.id
     LIMIT $10
     FOR UPDATE OF j SKIP LOCKED
@@ -98,6 +117,10 @@ CROSS JOIN LATERAL (
 
 -- name: lock_keys
 SELECT count(pg_advisory_xact_lock(k.key))
+FROM (SELECT key FROM unnest($1::bigint[]) AS u (key) ORDER BY key) AS k;
+
+-- name: try_lock_keys
+SELECT k.key, pg_try_advisory_xact_lock(k.key)
 FROM (SELECT key FROM unnest($1::bigint[]) AS u (key) ORDER BY key) AS k;
 
 -- name: active_by_key
@@ -142,10 +165,10 @@ WHERE q.rate_limit IS NOT NULL AND NOT q.paused
   AND EXISTS (SELECT 1 FROM jobs AS j
               WHERE j.queue = q.name AND j.status = 'pending' AND j.run_at <= $1);
 
--- Keys whose running jobs already reach their limit: the claim skips their jobs in SQL
--- (a hint read without locks: a key that frees up meanwhile waits for the next claim).
--- name: full_keys
-SELECT concurrency_key FROM jobs
+-- Running jobs per concurrency key (a hint read without locks, to skip in SQL the jobs
+-- whose key already reaches their limit; a key that frees up meanwhile waits for the next
+-- claim).
+-- name: busy_keys
+SELECT concurrency_key, count(*)::integer FROM jobs
 WHERE status IN ('claimed', 'in_progress') AND concurrency_key IS NOT NULL
-GROUP BY concurrency_key
-HAVING count(*) >= max(concurrency_limit);
+GROUP BY concurrency_key;

@@ -162,12 +162,6 @@ ORDER BY lease_expires_at
 LIMIT $2
 FOR UPDATE SKIP LOCKED;
 
--- name: count_by_queue_status
-SELECT queue, status, count(*)::integer FROM jobs GROUP BY queue, status;
-
--- name: oldest_pending
-SELECT created_at FROM jobs WHERE status = 'pending' ORDER BY id LIMIT 1;
-
 -- Statistics after a burst of submits (see PostgresStore._analyze_soon).
 -- name: analyze_jobs
 ANALYZE jobs;

@@ -120,6 +120,3 @@ FROM w CROSS JOIN LATERAL (
     WHERE j.claimed_by = w.id AND j.status IN ('claimed', 'in_progress')
 ) AS u
 ORDER BY w.registered_at, w.id;
-
--- name: count_workers_by_status
-SELECT status, count(*)::integer FROM workers GROUP BY status;

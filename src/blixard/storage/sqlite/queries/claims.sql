@@ -20,8 +20,22 @@ SELECT name, paused, max_running, rate_limit, rate_period_s, rate_tokens, rate_u
 FROM queues
 WHERE paused OR max_running IS NOT NULL OR rate_limit IS NOT NULL;
 
--- name: all_tenants
-SELECT name, weight, max_running, served_at FROM tenants;
+-- The tenants with pending jobs, found by skipping from tenant to tenant through
+-- jobs_claimable (one index probe per such tenant, however many ever existed), with their
+-- settings.
+-- name: pending_tenants
+WITH RECURSIVE pending (tenant) AS (
+    SELECT min(tenant) FROM jobs INDEXED BY jobs_claimable WHERE status = 'pending'
+    UNION ALL
+    SELECT (SELECT min(j.tenant) FROM jobs AS j INDEXED BY jobs_claimable
+             WHERE j.status = 'pending' AND j.tenant > p.tenant)
+    FROM pending AS p
+    WHERE p.tenant IS NOT NULL
+)
+SELECT p.tenant, coalesce(t.weight, 1.0), t.max_running, coalesce(t.served_at, 0)
+FROM pending AS p LEFT JOIN tenants AS t ON t.name = p.tenant
+WHERE p.tenant IS NOT NULL
+ORDER BY p.tenant;
 
 -- Running jobs per tenant and queue.
 -- name: active_by_tenant_queue
@@ -54,8 +68,10 @@ WHERE tenant = :tenant
                       WHERE json_extract(:labels, '$."' || l.key || '"') IS NOT l.value))
   AND (:blocked_queues = '[]'
        OR queue NOT IN (SELECT value FROM json_each(:blocked_queues)))
-  AND (concurrency_key IS NULL OR :full_keys = '[]'
-       OR concurrency_key NOT IN (SELECT value FROM json_each(:full_keys)))
+  AND (concurrency_key IS NULL OR :busy_keys = '{}'
+       OR NOT EXISTS (SELECT 1 FROM json_each(:busy_keys) AS b
+                      WHERE b.key = jobs.concurrency_key
+                        AND b.value >= jobs.concurrency_limit))
   AND (:after_id IS NULL
        OR priority < :after_priority
        OR (priority = :after_priority
@@ -63,7 +79,7 @@ WHERE tenant = :tenant
 ORDER BY priority DESC, run_at, id
 LIMIT :scan;
 
--- The same, among the jobs with preferences only.
+-- The same, among the jobs with a preference this worker's labels meet.
 -- name: claim_preferring
 SELECT id, tenant, queue, priority, run_at, req_cpu, req_memory_mb, req_gpu, req_labels,
        req_constraints, preferences, concurrency_key, concurrency_limit
@@ -71,6 +87,9 @@ FROM jobs INDEXED BY jobs_preferring
 WHERE tenant = :tenant
   AND status = 'pending'
   AND preferences <> '[]'
+  AND EXISTS (SELECT 1 FROM json_each(jobs.preferences) AS p, json_each(p.value, '$.values') AS v
+              WHERE v.value = json_extract(:labels,
+                                           '$."' || json_extract(p.value, '$.label') || '"'))
   AND run_at <= :now
   AND (worker_types = '[]'
        OR EXISTS (SELECT 1 FROM json_each(jobs.worker_types) WHERE value = :worker_type))
@@ -80,8 +99,10 @@ WHERE tenant = :tenant
                       WHERE json_extract(:labels, '$."' || l.key || '"') IS NOT l.value))
   AND (:blocked_queues = '[]'
        OR queue NOT IN (SELECT value FROM json_each(:blocked_queues)))
-  AND (concurrency_key IS NULL OR :full_keys = '[]'
-       OR concurrency_key NOT IN (SELECT value FROM json_each(:full_keys)))
+  AND (concurrency_key IS NULL OR :busy_keys = '{}'
+       OR NOT EXISTS (SELECT 1 FROM json_each(:busy_keys) AS b
+                      WHERE b.key = jobs.concurrency_key
+                        AND b.value >= jobs.concurrency_limit))
 ORDER BY priority DESC, run_at, id
 LIMIT :scan;
 
@@ -118,10 +139,10 @@ WHERE q.rate_limit IS NOT NULL AND NOT q.paused
   AND EXISTS (SELECT 1 FROM jobs AS j
               WHERE j.queue = q.name AND j.status = 'pending' AND j.run_at <= ?);
 
--- Keys whose running jobs already reach their limit: the claim skips their jobs in SQL
--- (a hint read without locks: a key that frees up meanwhile waits for the next claim).
--- name: full_keys
-SELECT concurrency_key FROM jobs INDEXED BY jobs_active_by_key
+-- Running jobs per concurrency key (a hint read without locks, to skip in SQL the jobs
+-- whose key already reaches their limit; a key that frees up meanwhile waits for the next
+-- claim).
+-- name: busy_keys
+SELECT concurrency_key, count(*) FROM jobs INDEXED BY jobs_active_by_key
 WHERE status IN ('claimed', 'in_progress') AND concurrency_key IS NOT NULL
-GROUP BY concurrency_key
-HAVING count(*) >= max(concurrency_limit);
+GROUP BY concurrency_key;

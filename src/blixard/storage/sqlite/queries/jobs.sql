@@ -112,10 +112,3 @@ WHERE id IN (SELECT value FROM json_each(?));
 UPDATE jobs SET lease_expires_at = min(:lease, coalesce(deadline_at, :lease))
 WHERE id IN (SELECT value FROM json_each(:ids))
   AND status IN ('claimed', 'in_progress') AND claimed_by = :worker_id;
-
--- name: count_by_queue_status
-SELECT queue, status, count(*) FROM jobs INDEXED BY jobs_by_queue GROUP BY queue, status;
-
--- name: oldest_pending
-SELECT created_at FROM jobs INDEXED BY jobs_by_status
-WHERE status = 'pending' ORDER BY id LIMIT 1;

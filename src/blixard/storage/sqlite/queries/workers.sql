@@ -30,6 +30,3 @@ UPDATE workers SET status = ? WHERE id = ?;
 UPDATE workers SET status = 'offline'
 WHERE status != 'offline' AND last_seen_at < ?
 RETURNING *;
-
--- name: count_workers_by_status
-SELECT status, count(*) FROM workers GROUP BY status;
