@@ -14,7 +14,10 @@ from blixard.domain.workers import Resources, WorkerSpec
 from blixard.errors import ValidationError
 
 
-def job_spec(item: JobIn, *, max_payload_bytes: int, prefix: str = "") -> JobSpec:
+def job_spec(
+    item: JobIn, *, max_payload_bytes: int, prefix: str = "", group_id: str | None = None
+) -> JobSpec:
+    """``group_id``: the group of a job that names none (a bulk submit's)."""
     try:
         if item.run_at is not None and item.delay_s is not None:
             raise ValidationError("run_at", "give run_at or delay_s, not both")
@@ -56,7 +59,7 @@ def job_spec(item: JobIn, *, max_payload_bytes: int, prefix: str = "") -> JobSpe
             concurrency_limit=item.concurrency_limit,
             depends_on=item.depends_on,
             on_parent_failure=item.on_parent_failure,
-            group_id=item.group_id,
+            group_id=item.group_id or group_id,
             preferences=parse_preferences(
                 "preferences", [p.model_dump() for p in item.preferences]
             ),

@@ -21,6 +21,7 @@ from blixard.api.schemas import (
     SubmittedOut,
 )
 from blixard.domain.states import JobStatus
+from blixard.ids import new_id
 from blixard.storage.base import JobQuery
 
 router = APIRouter(prefix="/api/v1/jobs", tags=["jobs"], responses=PROBLEM_RESPONSES)
@@ -50,11 +51,13 @@ async def submit(body: JobIn, request: Request) -> Response:
 async def submit_bulk(body: BulkJobsIn, request: Request) -> Response:
     cp = plane(request)
     limit = cp.settings.max_payload_bytes
+    # Jobs submitted together share a group: a new one, for those that name none.
+    group_id = new_id() if any(item.group_id is None for item in body.jobs) else None
     specs = [
-        convert.job_spec(item, max_payload_bytes=limit, prefix=f"jobs[{i}].")
+        convert.job_spec(item, max_payload_bytes=limit, prefix=f"jobs[{i}].", group_id=group_id)
         for i, item in enumerate(body.jobs)
     ]
-    inserted, group_id = await cp.jobs.submit_group(specs)
+    inserted = await cp.jobs.submit(specs)
     created = sum(1 for i in inserted if i.created)
     return FastJSONResponse(
         {

@@ -142,8 +142,10 @@ async def _choose(
     tenants = [t for t in sorted(limits.tenants) if t not in at_quota]
     after: dict[str, tuple[Any, Any, Any]] = {t: (None, None, None) for t in tenants}
     # Fair shares split the worker's room between tenants: each tenant's first page covers
-    # twice its even share; tenants that need more get further pages, each twice as long.
-    page_size = max(16, -(-admission.capacity.slots * 2 // max(1, len(tenants))))
+    # its even share and a little more; tenants that need more (jobs passed over, a bigger
+    # share) get further pages, each twice as long.
+    share = -(-admission.capacity.slots // max(1, len(tenants)))
+    page_size = max(16, share + share // 4 + 8)
     keys_known: set[str] = set()
     seen: set[str] = set()
     admission.add_key_hints((r[0], r[1]) for r in await conn.fetch(Q["busy_keys"]))

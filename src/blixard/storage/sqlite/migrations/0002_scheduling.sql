@@ -92,8 +92,6 @@ CREATE INDEX jobs_active_by_tenant ON jobs (tenant, queue)
 CREATE INDEX jobs_active_by_key ON jobs (concurrency_key)
     WHERE status IN ('claimed', 'in_progress') AND concurrency_key IS NOT NULL;
 CREATE INDEX jobs_by_group ON jobs (group_id, id) WHERE group_id IS NOT NULL;
--- Counts by tenant and status (stats, tenants list).
-CREATE INDEX jobs_by_tenant_status ON jobs (tenant, status);
 CREATE INDEX jobs_by_schedule ON jobs (schedule_id, id) WHERE schedule_id IS NOT NULL;
 
 -- A job waits for each of its parents; the parent index finds the dependants of a job.
