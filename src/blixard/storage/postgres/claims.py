@@ -106,7 +106,8 @@ async def claim(conn: Conn, request: ClaimRequest, now: float, scope: str) -> li
     limits = _limits(ctx, now)
     labels: dict[str, str] = wrow["labels"]
     admission = Admission(capacity, labels, limits)
-    await _choose(conn, admission, limits, wrow, now, scope)
+    admission.add_key_hints((key, n) for key, n in ctx["busy_keys"])
+    await _choose(conn, admission, limits, wrow, now, scope, ctx["any_preferring"])
     if not admission.chosen:
         return []
     spent = [
@@ -137,6 +138,7 @@ async def _choose(
     worker: Record,
     now: float,
     scope: str,
+    any_preferring: bool,
 ) -> None:
     at_quota = set(limits.tenants_at_quota())
     tenants = [t for t in sorted(limits.tenants) if t not in at_quota]
@@ -148,7 +150,6 @@ async def _choose(
     page_size = max(16, share + share // 4 + 8)
     keys_known: set[str] = set()
     seen: set[str] = set()
-    admission.add_key_hints((r[0], r[1]) for r in await conn.fetch(Q["busy_keys"]))
     labels = dict(worker["labels"])
     for round_ in range(MAX_ROUNDS):
         if admission.done or not tenants:
@@ -182,7 +183,7 @@ async def _choose(
             after[r["tenant"]] = (r["priority"], r["run_at"], r["id"])
             if r["id"] not in seen:
                 pages[r["tenant"]].append(_candidate(r))
-        if round_ == 0:
+        if round_ == 0 and any_preferring:
             preferring: dict[str, list[Candidate]] = {}
             for r in await conn.fetch(Q["claim_preferring"], tenants, *filters):
                 preferring.setdefault(r["tenant"], []).append(_candidate(r))

@@ -49,7 +49,17 @@ SELECT
     (SELECT coalesce(jsonb_agg(jsonb_build_array(c.tenant, c.queue, c.n)), '[]')
        FROM (SELECT a.tenant, a.queue, count(*) AS n FROM jobs AS a
               WHERE a.status IN ('claimed', 'in_progress')
-              GROUP BY a.tenant, a.queue) AS c) AS active
+              GROUP BY a.tenant, a.queue) AS c) AS active,
+    -- Running jobs per concurrency key: a hint read without locks, to skip in SQL the jobs
+    -- whose key already reaches their limit (a key that frees up meanwhile waits for the
+    -- next claim).
+    (SELECT coalesce(jsonb_agg(jsonb_build_array(k.key, k.n)), '[]')
+       FROM (SELECT a.concurrency_key AS key, count(*) AS n FROM jobs AS a
+              WHERE a.status IN ('claimed', 'in_progress') AND a.concurrency_key IS NOT NULL
+              GROUP BY a.concurrency_key) AS k) AS busy_keys,
+    -- Whether any pending job has preferences (they are fetched apart).
+    EXISTS (SELECT 1 FROM jobs AS j
+             WHERE j.status = 'pending' AND j.preferences <> '[]') AS any_preferring
 FROM (SELECT count(*)::integer AS running,
              coalesce(sum(a.req_cpu), 0)::double precision AS used_cpu,
              coalesce(sum(a.req_memory_mb), 0)::bigint AS used_memory_mb,
@@ -164,11 +174,3 @@ FROM queues AS q
 WHERE q.rate_limit IS NOT NULL AND NOT q.paused
   AND EXISTS (SELECT 1 FROM jobs AS j
               WHERE j.queue = q.name AND j.status = 'pending' AND j.run_at <= $1);
-
--- Running jobs per concurrency key (a hint read without locks, to skip in SQL the jobs
--- whose key already reaches their limit; a key that frees up meanwhile waits for the next
--- claim).
--- name: busy_keys
-SELECT concurrency_key, count(*)::integer FROM jobs
-WHERE status IN ('claimed', 'in_progress') AND concurrency_key IS NOT NULL
-GROUP BY concurrency_key;
