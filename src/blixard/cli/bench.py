@@ -106,17 +106,10 @@ def bench(
             }
         )
         return
-    table = Table(
-        title=f"blixard bench: {jobs} no-op jobs, 1 worker x {concurrency} slots, "
-        f"{benchmark.machine()}",
-        box=None,
-        header_style="bold",
-        title_justify="left",
+    table = _runs_table(
+        f"blixard bench: {jobs} no-op jobs, 1 worker x {concurrency} slots, {benchmark.machine()}",
+        len(runs),
     )
-    table.add_column("figure")
-    for i in range(len(runs)):
-        table.add_column(f"run {i + 1}", justify="right")
-    table.add_column("median", justify="right", style="bold")
     rows = [
         ("submit (jobs/s)", "submit_jobs_per_s", "{:,.0f}"),
         ("end to end, worker start-up included (jobs/s)", "e2e_jobs_per_s", "{:,.0f}"),
@@ -182,17 +175,11 @@ def _scheduling(database: str | None, jobs: int, batch: int, repeat: int, as_jso
             }
         )
         return
-    table = Table(
-        title=f"claim throughput, {jobs:,} jobs in claims of {batch} "
+    table = _runs_table(
+        f"claim throughput, {jobs:,} jobs in claims of {batch} "
         f"({database or 'sqlite'}, {benchmark.machine()})",
-        box=None,
-        header_style="bold",
-        title_justify="left",
+        len(runs),
     )
-    table.add_column("figure")
-    for i in range(len(runs)):
-        table.add_column(f"run {i + 1}", justify="right")
-    table.add_column("median", justify="right", style="bold")
     lines = [
         ("plain (jobs/s)", [r.plain_jobs_per_s for r in runs], median.plain_jobs_per_s),
         (
@@ -205,3 +192,13 @@ def _scheduling(database: str | None, jobs: int, batch: int, repeat: int, as_jso
         table.add_row(label, *(f"{v:,.0f}" for v in values), f"{mid:,.0f}")
     table.add_row("cost (plain / with)", *(f"{r.ratio:.2f}x" for r in runs), f"{median.ratio:.2f}x")
     output.console.print(table)
+
+
+def _runs_table(title: str, runs: int) -> Table:
+    """A table of figures (rows) by run, with the median last; rows are the caller's."""
+    table = Table(title=title, box=None, header_style="bold", title_justify="left")
+    table.add_column("figure")
+    for i in range(runs):
+        table.add_column(f"run {i + 1}", justify="right")
+    table.add_column("median", justify="right", style="bold")
+    return table

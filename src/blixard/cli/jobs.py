@@ -8,51 +8,16 @@ from datetime import datetime
 from typing import Any
 
 import click
-import orjson
 
 from blixard.cli import output
+from blixard.cli.job_input import job_payload, job_requirements
 from blixard.cli.job_options import DURATION, LABEL, PREFERENCE, RULE, TIME, flag_error
-from blixard.cli.options import json_option, option, parse_pairs, server_option
+from blixard.cli.options import json_option, option, server_option
 from blixard.client import Client
 from blixard.client.core import Calls, job_body
 from blixard.errors import ValidationError
 
 STATUSES = ("blocked", "pending", "claimed", "in_progress", "completed", "failed", "cancelled")
-
-
-def _payload(
-    text: str | None, command: tuple[str, ...], shell: bool, env: dict[str, str], cwd: str | None
-) -> dict[str, Any]:
-    if text is not None and command:
-        raise click.UsageError("give a JSON payload or a command after --, not both")
-    if command:
-        payload: dict[str, Any] = {"command": " ".join(command) if shell else list(command)}
-        if env:
-            payload["env"] = env
-        if cwd:
-            payload["cwd"] = cwd
-        return payload
-    if text is None:
-        raise click.UsageError(
-            "give a JSON payload, or a command after -- (blixard submit -- echo hello)"
-        )
-    if text == "-":
-        text = sys.stdin.read()
-    elif text.startswith("@"):
-        try:
-            with open(text[1:], encoding="utf-8") as fh:
-                text = fh.read()
-        except OSError as exc:
-            raise click.BadParameter(
-                f"cannot read {text[1:]}: {exc}", param_hint="PAYLOAD"
-            ) from exc
-    try:
-        value = orjson.loads(text)
-    except orjson.JSONDecodeError as exc:
-        raise click.BadParameter(f"not valid JSON: {exc}", param_hint="PAYLOAD") from exc
-    if not isinstance(value, dict):
-        raise click.BadParameter("the payload must be a JSON object", param_hint="PAYLOAD")
-    return value
 
 
 @click.command(context_settings={"ignore_unknown_options": False})
@@ -171,27 +136,16 @@ def submit(
         raise click.UsageError("give --delay or --run-at, not both")
     if concurrency_limit is not None and concurrency_key is None:
         raise click.BadParameter("needs --concurrency-key", param_hint="--concurrency-limit")
-    if payload is not None and payload != "-" and not payload.lstrip().startswith(("{", "@")):
-        command, payload = (payload, *command), None  # not JSON: the command's first word
-    body_payload = _payload(payload, command, shell, parse_pairs(env, "--env"), cwd)
-    types = list(worker_types) or (["process"] if command else [])
-    requirements: dict[str, Any] = {}
-    if cpus is not None:
-        requirements["cpu"] = cpus
-    if memory_mb is not None:
-        requirements["memory_mb"] = memory_mb
-    if gpus is not None:
-        requirements["gpu"] = gpus
-    if labels:
-        requirements["labels"] = dict(labels)
-    if constraints:
-        requirements["constraints"] = list(constraints)
+    body_payload, is_command = job_payload(payload, command, shell=shell, env=env, cwd=cwd)
+    requirements = job_requirements(
+        cpus=cpus, memory_mb=memory_mb, gpus=gpus, labels=dict(labels), constraints=constraints
+    )
     body = job_body(
         body_payload,
         queue=queue,
         tenant=tenant,
-        worker_types=types,
-        requirements=requirements or None,
+        worker_types=list(worker_types) or (["process"] if is_command else []),
+        requirements=requirements,
         priority=priority,
         delay_s=delay_s,
         run_at=run_at,

@@ -8,7 +8,7 @@ import click
 from rich.table import Table
 
 from blixard.cli import output
-from blixard.cli.jobs import _payload
+from blixard.cli.job_input import job_payload, job_requirements
 from blixard.cli.options import json_option, option, parse_pairs, server_option
 from blixard.client import Client
 from blixard.client.core import Calls, job_body, schedule_body
@@ -98,23 +98,15 @@ def create(
       blixard schedules create nightly --cron '0 3 * * *' --tz Europe/Paris -- ./backup.sh
       blixard schedules create ping --cron '*/5 * * * *' '{"url": "..."}' --type http
     """
-    if payload is not None and payload != "-" and not payload.lstrip().startswith(("{", "@")):
-        command, payload = (payload, *command), None  # not JSON: the command's first word
-    body_payload = _payload(payload, command, shell, parse_pairs(env, "--env"), cwd)
-    requirements: dict[str, Any] = {}
-    if cpus is not None:
-        requirements["cpu"] = cpus
-    if memory_mb is not None:
-        requirements["memory_mb"] = memory_mb
-    if gpus is not None:
-        requirements["gpu"] = gpus
-    if labels:
-        requirements["labels"] = parse_pairs(labels, "--label")
+    body_payload, is_command = job_payload(payload, command, shell=shell, env=env, cwd=cwd)
+    requirements = job_requirements(
+        cpus=cpus, memory_mb=memory_mb, gpus=gpus, labels=parse_pairs(labels, "--label")
+    )
     job = job_body(
         body_payload,
         queue=queue,
-        worker_types=list(worker_types) or (["process"] if command else []),
-        requirements=requirements or None,
+        worker_types=list(worker_types) or (["process"] if is_command else []),
+        requirements=requirements,
         priority=priority,
         max_attempts=max_attempts,
         timeout_s=timeout_s,

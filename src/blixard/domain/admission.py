@@ -25,6 +25,7 @@ from __future__ import annotations
 import heapq
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 from blixard.domain.constraints import Preference, affinity, allowed
 from blixard.domain.jobs import Requirements
@@ -211,6 +212,45 @@ class Admission:
                 continue
             heapq.heappush(heap, (self._rank(tenant), tenant))
         return exhausted
+
+
+MAX_ROUNDS = 10  # pages of 16 to 8192 rows per tenant: up to ~16,000 rows passed over
+
+Position = tuple[Any, Any, Any]
+"""Where a tenant's next page starts: the (priority, run_at, id) of its last row fetched,
+or (None, None, None) before the first page."""
+
+
+@dataclass(slots=True)
+class Paging:
+    """Which tenants a claim fetches claimable jobs for, from where, and how many a page.
+
+    Fair shares split the worker's room between tenants: each tenant's first page covers
+    its even share and a little more; tenants that need more (jobs passed over, a bigger
+    share) get further pages, each twice as long. Tenants at their quota get none."""
+
+    tenants: list[str]
+    page_size: int
+    after: dict[str, Position]
+
+    @classmethod
+    def start(cls, limits: LimitState, slots: int) -> Paging:
+        at_quota = set(limits.tenants_at_quota())
+        tenants = [t for t in sorted(limits.tenants) if t not in at_quota]
+        share = -(-slots // max(1, len(tenants)))
+        return cls(
+            tenants=tenants,
+            page_size=max(16, share + share // 4 + 8),
+            after={t: (None, None, None) for t in tenants},
+        )
+
+    def next_round(
+        self, full: set[str], exhausted: set[str], pages: Mapping[str, Sequence[Candidate]]
+    ) -> None:
+        """After ``Admission.offer``: keep the tenants whose page was full (``full``) and
+        either went by without a fit (``exhausted``) or held only jobs already seen."""
+        self.tenants = [t for t in self.tenants if t in full and (t in exhausted or not pages[t])]
+        self.page_size *= 2
 
 
 def merge_pages(page: Sequence[Candidate], preferring: Sequence[Candidate]) -> list[Candidate]:

@@ -12,9 +12,9 @@ those of equal priority. Preferences never make a job wait.
 from __future__ import annotations
 
 import enum
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 import orjson
 
@@ -24,6 +24,8 @@ from blixard.errors import ValidationError
 MAX_CONSTRAINTS = 32
 MAX_VALUES = 64
 MAX_WEIGHT = 1000
+
+_T = TypeVar("_T")
 
 
 class Op(enum.StrEnum):
@@ -103,69 +105,92 @@ def _values(field: str, raw: Any) -> tuple[str, ...]:
     return tuple(dict.fromkeys(raw))
 
 
-def parse_constraints(field: str, raw: Any) -> tuple[LabelConstraint, ...]:
-    """From JSON (a list of objects); ValidationError names the bad entry."""
+def _parse_each(
+    field: str,
+    raw: Any,
+    *,
+    parsed: type[_T],
+    noun: str,
+    fields: tuple[str, ...],
+    keys: frozenset[str],
+    parse: Callable[[str, Mapping[str, Any]], _T],
+) -> tuple[_T, ...]:
+    """A JSON list of objects (at most ``MAX_CONSTRAINTS``; ``noun`` names them in the
+    error) with only the keys in ``keys``, each parsed by ``parse`` (given its place, e.g.
+    ``field[0]``). Items already ``parsed`` pass as they are; None is no items."""
     if raw is None:
         return ()
     if not isinstance(raw, list | tuple):
-        raise ValidationError(field, "must be a list of {label, op, values}")
+        raise ValidationError(field, f"must be a list of {{{', '.join(fields)}}}")
     if len(raw) > MAX_CONSTRAINTS:
-        raise ValidationError(field, f"at most {MAX_CONSTRAINTS} constraints")
+        raise ValidationError(field, f"at most {MAX_CONSTRAINTS} {noun}")
     out = []
     for i, item in enumerate(raw):
-        if isinstance(item, LabelConstraint):
+        if isinstance(item, parsed):
             out.append(item)
             continue
         where = f"{field}[{i}]"
         if not isinstance(item, Mapping):
-            raise ValidationError(where, "must be an object with label, op and values")
-        unknown = set(item) - {"label", "op", "values"}
+            listed = f"{', '.join(fields[:-1])} and {fields[-1]}"
+            raise ValidationError(where, f"must be an object with {listed}")
+        unknown = set(item) - keys
         if unknown:
             raise ValidationError(where, f"unknown keys: {', '.join(sorted(unknown))}")
-        label = v.check_name(f"{where}.label", item.get("label", ""))
-        try:
-            op = Op(item.get("op", "eq"))
-        except ValueError:
-            raise ValidationError(
-                f"{where}.op", f"must be one of {', '.join(o.value for o in Op)}"
-            ) from None
-        values = _values(f"{where}.values", item.get("values", ()))
-        low, high = _NEEDS_VALUES.get(op, (0, 0))
-        if not low <= len(values) <= high:
-            need = "no values" if high == 0 else f"{low}-{high} values"
-            raise ValidationError(f"{where}.values", f"op {op} takes {need}")
-        out.append(LabelConstraint(label, op, values))
+        out.append(parse(where, item))
     return tuple(out)
+
+
+def parse_constraints(field: str, raw: Any) -> tuple[LabelConstraint, ...]:
+    """From JSON (a list of objects); ValidationError names the bad entry."""
+    return _parse_each(
+        field,
+        raw,
+        parsed=LabelConstraint,
+        noun="constraints",
+        fields=("label", "op", "values"),
+        keys=frozenset({"label", "op", "values"}),
+        parse=_constraint,
+    )
+
+
+def _constraint(where: str, item: Mapping[str, Any]) -> LabelConstraint:
+    label = v.check_name(f"{where}.label", item.get("label", ""))
+    try:
+        op = Op(item.get("op", "eq"))
+    except ValueError:
+        raise ValidationError(
+            f"{where}.op", f"must be one of {', '.join(o.value for o in Op)}"
+        ) from None
+    values = _values(f"{where}.values", item.get("values", ()))
+    low, high = _NEEDS_VALUES.get(op, (0, 0))
+    if not low <= len(values) <= high:
+        need = "no values" if high == 0 else f"{low}-{high} values"
+        raise ValidationError(f"{where}.values", f"op {op} takes {need}")
+    return LabelConstraint(label, op, values)
 
 
 def parse_preferences(field: str, raw: Any) -> tuple[Preference, ...]:
-    if raw is None:
-        return ()
-    if not isinstance(raw, list | tuple):
-        raise ValidationError(field, "must be a list of {label, values, weight}")
-    if len(raw) > MAX_CONSTRAINTS:
-        raise ValidationError(field, f"at most {MAX_CONSTRAINTS} preferences")
-    out = []
-    for i, item in enumerate(raw):
-        if isinstance(item, Preference):
-            out.append(item)
-            continue
-        where = f"{field}[{i}]"
-        if not isinstance(item, Mapping):
-            raise ValidationError(where, "must be an object with label, values and weight")
-        unknown = set(item) - {"label", "values", "value", "weight"}
-        if unknown:
-            raise ValidationError(where, f"unknown keys: {', '.join(sorted(unknown))}")
-        label = v.check_name(f"{where}.label", item.get("label", ""))
-        values = _values(f"{where}.values", item.get("values", item.get("value", ())))
-        if not values:
-            raise ValidationError(f"{where}.values", "at least one value")
-        weight = item.get("weight", 1)
-        if isinstance(weight, bool) or not isinstance(weight, int):
-            raise ValidationError(f"{where}.weight", "must be an integer")
-        v.check_range(f"{where}.weight", weight, 1, MAX_WEIGHT)
-        out.append(Preference(label, values, weight))
-    return tuple(out)
+    return _parse_each(
+        field,
+        raw,
+        parsed=Preference,
+        noun="preferences",
+        fields=("label", "values", "weight"),
+        keys=frozenset({"label", "values", "value", "weight"}),
+        parse=_preference,
+    )
+
+
+def _preference(where: str, item: Mapping[str, Any]) -> Preference:
+    label = v.check_name(f"{where}.label", item.get("label", ""))
+    values = _values(f"{where}.values", item.get("values", item.get("value", ())))
+    if not values:
+        raise ValidationError(f"{where}.values", "at least one value")
+    weight = item.get("weight", 1)
+    if isinstance(weight, bool) or not isinstance(weight, int):
+        raise ValidationError(f"{where}.weight", "must be an integer")
+    v.check_range(f"{where}.weight", weight, 1, MAX_WEIGHT)
+    return Preference(label, values, weight)
 
 
 def constraints_to_json(items: Sequence[LabelConstraint]) -> list[dict[str, Any]]:

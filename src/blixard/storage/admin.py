@@ -4,8 +4,8 @@ update, whether it may let waiting work run, and assembling results from counted
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Iterable, Mapping, Sequence
-from typing import Any
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from typing import Any, TypeVar
 
 from blixard.domain.groups import aggregate_status
 from blixard.domain.jobs import Requirements
@@ -25,6 +25,9 @@ MAX_SHAPES = 1000
 
 Counted = Iterable[tuple[str, str, int]]
 """Rows of (name, status, count)."""
+
+_S = TypeVar("_S")  # a Queue or a Tenant
+_I = TypeVar("_I")  # its QueueInfo or TenantInfo
 
 
 def empty_counts() -> dict[str, int]:
@@ -99,23 +102,30 @@ def queue_infos(
 ) -> list[QueueInfo]:
     """One QueueInfo per queue that has a row or jobs (a queue with jobs but no row, from a
     copied database, shows the default settings), by name."""
-    counts = _counts_by_name(counted)
-    first = dict(oldest)
-    names = sorted(set(queues) | set(counts))
-    return [
-        QueueInfo(queues.get(n) or Queue(n), counts.get(n) or empty_counts(), first.get(n))
-        for n in names
-    ]
+    return _infos(queues, counted, oldest, Queue, QueueInfo)
 
 
 def tenant_infos(
     tenants: Mapping[str, Tenant], counted: Counted, oldest: Iterable[tuple[str, float]]
 ) -> list[TenantInfo]:
+    """One TenantInfo per tenant that has a row or jobs, as ``queue_infos``."""
+    return _infos(tenants, counted, oldest, Tenant, TenantInfo)
+
+
+def _infos(
+    settings: Mapping[str, _S],
+    counted: Counted,
+    oldest: Iterable[tuple[str, float]],
+    default: Callable[[str], _S],
+    info: Callable[[_S, dict[str, int], float | None], _I],
+) -> list[_I]:
+    """Per name with settings or jobs, by name: its settings (``default(name)`` if it has
+    no row), its counts by status and when its oldest pending job was created."""
     counts = _counts_by_name(counted)
     first = dict(oldest)
-    names = sorted(set(tenants) | set(counts))
+    names = sorted(set(settings) | set(counts))
     return [
-        TenantInfo(tenants.get(n) or Tenant(n), counts.get(n) or empty_counts(), first.get(n))
+        info(settings.get(n) or default(n), counts.get(n) or empty_counts(), first.get(n))
         for n in names
     ]
 

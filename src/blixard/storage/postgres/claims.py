@@ -11,7 +11,14 @@ from typing import TYPE_CHECKING, Any
 
 from asyncpg import Record
 
-from blixard.domain.admission import Admission, Candidate, LimitState, merge_pages
+from blixard.domain.admission import (
+    MAX_ROUNDS,
+    Admission,
+    Candidate,
+    LimitState,
+    Paging,
+    merge_pages,
+)
 from blixard.domain.constraints import LabelConstraint, Preference, parsed_json
 from blixard.domain.jobs import NO_REQUIREMENTS, Job, Requirements
 from blixard.domain.placement import free_capacity
@@ -28,7 +35,6 @@ if TYPE_CHECKING:
 
 Q = sqlfiles.queries("blixard.storage.postgres")
 UNAVAILABLE = 1 << 30  # the running count of a key this claim could not lock
-MAX_ROUNDS = 10  # pages of 16 to 8192 rows per tenant: up to ~16,000 rows passed over
 
 
 def _limits(ctx: Record, now: float) -> LimitState:
@@ -140,18 +146,13 @@ async def _choose(
     scope: str,
     any_preferring: bool,
 ) -> None:
-    at_quota = set(limits.tenants_at_quota())
-    tenants = [t for t in sorted(limits.tenants) if t not in at_quota]
-    after: dict[str, tuple[Any, Any, Any]] = {t: (None, None, None) for t in tenants}
-    # Fair shares split the worker's room between tenants: each tenant's first page covers
-    # its even share and a little more; tenants that need more (jobs passed over, a bigger
-    # share) get further pages, each twice as long.
-    share = -(-admission.capacity.slots // max(1, len(tenants)))
-    page_size = max(16, share + share // 4 + 8)
+    paging = Paging.start(limits, admission.capacity.slots)
+    after = paging.after
     keys_known: set[str] = set()
     seen: set[str] = set()
     labels = dict(worker["labels"])
     for round_ in range(MAX_ROUNDS):
+        tenants, page_size = paging.tenants, paging.page_size
         if admission.done or not tenants:
             return
         cap = admission.capacity
@@ -195,10 +196,8 @@ async def _choose(
         await _count_keys(conn, admission, sorted(keys - keys_known), scope, wait=round_ == 0)
         keys_known |= keys
         exhausted = admission.offer(pages)
-        tenants = [
-            t for t in tenants if fetched[t] == page_size and (t in exhausted or not pages[t])
-        ]
-        page_size *= 2
+        full = {t for t in tenants if fetched[t] == page_size}
+        paging.next_round(full, exhausted, pages)
 
 
 async def _count_keys(

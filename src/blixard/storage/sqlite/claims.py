@@ -11,7 +11,14 @@ from typing import Any
 
 import orjson
 
-from blixard.domain.admission import Admission, Candidate, LimitState, merge_pages
+from blixard.domain.admission import (
+    MAX_ROUNDS,
+    Admission,
+    Candidate,
+    LimitState,
+    Paging,
+    merge_pages,
+)
 from blixard.domain.jobs import Job
 from blixard.domain.placement import free_capacity
 from blixard.domain.queues import Queue, RateLimit, Tenant
@@ -22,7 +29,6 @@ from blixard.storage.base import ClaimRequest
 from blixard.storage.sqlite import rows
 
 Q = sqlfiles.queries("blixard.storage.sqlite")
-MAX_ROUNDS = 10  # pages of 16 to 8192 rows per tenant: up to ~16,000 rows passed over
 
 
 def _ids(values: Iterable[str]) -> str:
@@ -127,19 +133,14 @@ def _choose(
     now: float,
 ) -> None:
     """Rounds of per-tenant pages until the worker is full or nothing more can fit."""
-    at_quota = set(limits.tenants_at_quota())
-    tenants = [t for t in sorted(limits.tenants) if t not in at_quota]
-    after: dict[str, tuple[Any, Any, Any]] = {t: (None, None, None) for t in tenants}
-    # Fair shares split the worker's room between tenants: each tenant's first page covers
-    # its even share and a little more; tenants that need more (jobs passed over, a bigger
-    # share) get further pages, each twice as long.
-    share = -(-admission.capacity.slots // max(1, len(tenants)))
-    page_size = max(16, share + share // 4 + 8)
+    paging = Paging.start(limits, admission.capacity.slots)
+    after = paging.after
     key_counts_loaded: set[str] = set()
     seen: set[str] = set()
     admission.add_key_hints((r[0], r[1]) for r in conn.execute(Q["busy_keys"]))
     labels = rows.dumps(dict(worker.labels))
     for round_ in range(MAX_ROUNDS):
+        tenants, page_size = paging.tenants, paging.page_size
         if admission.done or not tenants:
             return
         cap = admission.capacity
@@ -187,8 +188,7 @@ def _choose(
             admission.add_key_counts({k: counts.get(k, 0) for k in new_keys})
             key_counts_loaded.update(new_keys)
         exhausted = admission.offer(pages)
-        tenants = [t for t in tenants if t in full and (t in exhausted or not pages[t])]
-        page_size *= 2
+        paging.next_round(full, exhausted, pages)
 
 
 def _with_parent_results(conn: sqlite3.Connection, jobs: list[Job]) -> list[Job]:
