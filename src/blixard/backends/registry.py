@@ -29,6 +29,7 @@ BUILTIN_BACKENDS: Final[Mapping[str, str]] = MappingProxyType(
         "process": "blixard.backends.process:ProcessBackend",
         "python": "blixard.backends.python:PythonBackend",
         "mock": "blixard.backends.mock:MockBackend",
+        "wasm": "blixard.backends.wasm:WasmBackend",
     }
 )
 """The built-ins by import path: the same targets as the entry points in pyproject.toml."""
