@@ -30,6 +30,7 @@ BUILTIN_BACKENDS: Final[Mapping[str, str]] = MappingProxyType(
         "python": "blixard.backends.python:PythonBackend",
         "mock": "blixard.backends.mock:MockBackend",
         "wasm": "blixard.backends.wasm:WasmBackend",
+        "sandbox": "blixard.backends.sandbox:SandboxBackend",
     }
 )
 """The built-ins by import path: the same targets as the entry points in pyproject.toml."""

@@ -449,6 +449,11 @@ class SubprocessExecution(Execution):
         """How the job ended, once the child has exited (not called when cancelled)."""
         raise NotImplementedError
 
+    def cancelled_outcome(self) -> Outcome:
+        """How the job ended when it was stopped while running (subclasses that stop a job
+        themselves, e.g. on a timeout, say so here)."""
+        return Outcome.failure("cancelled", "cancelled while running", **tails_of(self.proc))
+
     def cleanup(self) -> None:
         """Release per-execution resources (temp files) after the outcome is known."""
 
@@ -456,8 +461,7 @@ class SubprocessExecution(Execution):
         try:
             code = await self.proc.wait()
             if self.proc.cancelled:
-                tails = tails_of(self.proc)
-                return Outcome.failure("cancelled", "cancelled while running", **tails)
+                return self.cancelled_outcome()
             return self.outcome(code)
         finally:
             try:
