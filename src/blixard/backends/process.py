@@ -65,7 +65,8 @@ from blixard.backends.subprocesses import (
 SHELL = "/bin/sh"
 
 
-def _argv(command: Any) -> list[str]:
+def command_argv(command: Any) -> list[str]:
+    """A payload's ``command`` as argv: a list as given, a string run by ``/bin/sh -c``."""
     if isinstance(command, str):
         if not command.strip():
             raise PayloadInvalid("command", "must not be empty")
@@ -116,7 +117,7 @@ class ProcessBackend(ExecutionBackend):
     async def start(self, ctx: ExecutionContext) -> Execution:
         payload = ctx.job.payload
         try:
-            argv = _argv(payload.get("command"))
+            argv = command_argv(payload.get("command"))
             env = check_env("env", payload.get("env"))
             stdin = payload.get("stdin")
             data = None if stdin is None else check_text("stdin", stdin).encode()

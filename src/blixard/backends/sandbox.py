@@ -64,7 +64,7 @@ from blixard.backends.parent_results import (
     ParentResultsUnwritable,
     write_parent_results,
 )
-from blixard.backends.process import _argv as command_argv
+from blixard.backends.process import command_argv
 from blixard.backends.subprocesses import (
     DEFAULT_KILL_GRACE_S,
     DEFAULT_TAIL_BYTES,
