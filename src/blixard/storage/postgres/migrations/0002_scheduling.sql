@@ -113,3 +113,79 @@ CREATE TABLE schedules (
     UNIQUE (tenant, name)
 );
 CREATE INDEX schedules_due ON schedules (next_fire_at) WHERE NOT paused;
+
+-- The first step of a claim, in one round trip: lock the worker row (a worker's claims run
+-- one after the other, so its free capacity is never counted twice), then the capped or
+-- rate-limited queues and the tenants with a quota, by name; then read the context: the
+-- worker's usage, the limits, the tenants with pending jobs (a skip scan through
+-- jobs_claimable: one probe per such tenant), running jobs by tenant and queue and by
+-- concurrency key, and whether any pending job has preferences. The context is read by a
+-- statement after the locks (each statement of a volatile function takes a new snapshot),
+-- so it sees every claim that committed before them. NULL for an unknown worker.
+CREATE FUNCTION blixard_claim_context(p_worker text) RETURNS jsonb
+LANGUAGE plpgsql
+SET search_path FROM CURRENT
+AS $$
+DECLARE
+    v_worker jsonb;
+    v_ctx    jsonb;
+BEGIN
+    SELECT to_jsonb(wk) INTO v_worker FROM workers AS wk WHERE wk.id = p_worker FOR UPDATE;
+    IF v_worker IS NULL THEN
+        RETURN NULL;
+    END IF;
+    PERFORM count(*) FROM (
+        SELECT 1 FROM queues AS q
+         WHERE q.max_running IS NOT NULL OR q.rate_limit IS NOT NULL
+         ORDER BY q.name FOR UPDATE
+    ) AS locked_queues;
+    PERFORM count(*) FROM (
+        SELECT 1 FROM tenants AS t WHERE t.max_running IS NOT NULL
+         ORDER BY t.name FOR UPDATE
+    ) AS locked_tenants;
+    SELECT to_jsonb(c) INTO v_ctx FROM (
+        WITH RECURSIVE pending (tenant) AS (
+            (SELECT j.tenant FROM jobs AS j WHERE j.status = 'pending' ORDER BY j.tenant LIMIT 1)
+            UNION ALL
+            SELECT (SELECT j.tenant FROM jobs AS j
+                     WHERE j.status = 'pending' AND j.tenant > p.tenant
+                     ORDER BY j.tenant LIMIT 1)
+            FROM pending AS p
+            WHERE p.tenant IS NOT NULL
+        )
+        SELECT
+            u.running, u.used_cpu, u.used_memory_mb, u.used_gpu,
+            (SELECT coalesce(jsonb_agg(jsonb_build_array(
+                        q.name, q.paused, q.max_running, q.rate_limit, q.rate_period_s,
+                        q.rate_tokens, q.rate_updated_at)), '[]')
+               FROM queues AS q
+              WHERE q.paused OR q.max_running IS NOT NULL OR q.rate_limit IS NOT NULL) AS queues,
+            (SELECT coalesce(jsonb_agg(jsonb_build_array(
+                        p.tenant, coalesce(t.weight, 1), t.max_running, coalesce(t.served_at, 0))
+                        ORDER BY p.tenant), '[]')
+               FROM pending AS p LEFT JOIN tenants AS t ON t.name = p.tenant
+              WHERE p.tenant IS NOT NULL) AS tenants,
+            (SELECT coalesce(jsonb_agg(jsonb_build_array(c.tenant, c.queue, c.n)), '[]')
+               FROM (SELECT a.tenant, a.queue, count(*) AS n FROM jobs AS a
+                      WHERE a.status IN ('claimed', 'in_progress')
+                      GROUP BY a.tenant, a.queue) AS c) AS active,
+            -- Running jobs per concurrency key: a hint read without locks, to skip in SQL the jobs
+            -- whose key already reaches their limit (a key that frees up meanwhile waits for the
+            -- next claim).
+            (SELECT coalesce(jsonb_agg(jsonb_build_array(k.key, k.n)), '[]')
+               FROM (SELECT a.concurrency_key AS key, count(*) AS n FROM jobs AS a
+                      WHERE a.status IN ('claimed', 'in_progress') AND a.concurrency_key IS NOT NULL
+                      GROUP BY a.concurrency_key) AS k) AS busy_keys,
+            -- Whether any pending job has preferences (they are fetched apart).
+            EXISTS (SELECT 1 FROM jobs AS j
+                     WHERE j.status = 'pending' AND j.preferences <> '[]') AS any_preferring
+        FROM (SELECT count(*)::integer AS running,
+                     coalesce(sum(a.req_cpu), 0)::double precision AS used_cpu,
+                     coalesce(sum(a.req_memory_mb), 0)::bigint AS used_memory_mb,
+                     coalesce(sum(a.req_gpu), 0)::bigint AS used_gpu
+              FROM jobs AS a
+              WHERE a.claimed_by = p_worker AND a.status IN ('claimed', 'in_progress')) AS u
+    ) AS c;
+    RETURN jsonb_build_object('worker', v_worker, 'context', v_ctx);
+END;
+$$;

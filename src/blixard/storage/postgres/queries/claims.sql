@@ -6,66 +6,10 @@
 -- sees every claim that committed before. Jobs are locked with SKIP LOCKED: two claims
 -- never take the same job and never wait for each other's candidates.
 
--- name: claim_lock
-SELECT w.*,
-       (SELECT count(*) FROM (
-            SELECT 1 FROM queues AS q
-            WHERE q.max_running IS NOT NULL OR q.rate_limit IS NOT NULL
-            ORDER BY q.name FOR UPDATE
-        ) AS lq) AS locked_queues,
-       (SELECT count(*) FROM (
-            SELECT 1 FROM tenants AS t WHERE t.max_running IS NOT NULL
-            ORDER BY t.name FOR UPDATE
-        ) AS lt) AS locked_tenants
-FROM workers AS w
-WHERE w.id = $1
-FOR UPDATE OF w;
-
--- The worker's usage and the limits, read after the locks. The tenants are those with
--- pending jobs, found by skipping from tenant to tenant through jobs_claimable (one index
--- probe per such tenant, however many tenants ever existed), with their settings.
+-- The worker row, locked, and the claim's context read after the locks (see
+-- blixard_claim_context in migration 0002): one round trip. NULL for an unknown worker.
 -- name: claim_context
-WITH RECURSIVE pending (tenant) AS (
-    (SELECT j.tenant FROM jobs AS j WHERE j.status = 'pending' ORDER BY j.tenant LIMIT 1)
-    UNION ALL
-    SELECT (SELECT j.tenant FROM jobs AS j
-             WHERE j.status = 'pending' AND j.tenant > p.tenant
-             ORDER BY j.tenant LIMIT 1)
-    FROM pending AS p
-    WHERE p.tenant IS NOT NULL
-)
-SELECT
-    u.running, u.used_cpu, u.used_memory_mb, u.used_gpu,
-    (SELECT coalesce(jsonb_agg(jsonb_build_array(
-                q.name, q.paused, q.max_running, q.rate_limit, q.rate_period_s,
-                q.rate_tokens, q.rate_updated_at)), '[]')
-       FROM queues AS q
-      WHERE q.paused OR q.max_running IS NOT NULL OR q.rate_limit IS NOT NULL) AS queues,
-    (SELECT coalesce(jsonb_agg(jsonb_build_array(
-                p.tenant, coalesce(t.weight, 1), t.max_running, coalesce(t.served_at, 0))
-                ORDER BY p.tenant), '[]')
-       FROM pending AS p LEFT JOIN tenants AS t ON t.name = p.tenant
-      WHERE p.tenant IS NOT NULL) AS tenants,
-    (SELECT coalesce(jsonb_agg(jsonb_build_array(c.tenant, c.queue, c.n)), '[]')
-       FROM (SELECT a.tenant, a.queue, count(*) AS n FROM jobs AS a
-              WHERE a.status IN ('claimed', 'in_progress')
-              GROUP BY a.tenant, a.queue) AS c) AS active,
-    -- Running jobs per concurrency key: a hint read without locks, to skip in SQL the jobs
-    -- whose key already reaches their limit (a key that frees up meanwhile waits for the
-    -- next claim).
-    (SELECT coalesce(jsonb_agg(jsonb_build_array(k.key, k.n)), '[]')
-       FROM (SELECT a.concurrency_key AS key, count(*) AS n FROM jobs AS a
-              WHERE a.status IN ('claimed', 'in_progress') AND a.concurrency_key IS NOT NULL
-              GROUP BY a.concurrency_key) AS k) AS busy_keys,
-    -- Whether any pending job has preferences (they are fetched apart).
-    EXISTS (SELECT 1 FROM jobs AS j
-             WHERE j.status = 'pending' AND j.preferences <> '[]') AS any_preferring
-FROM (SELECT count(*)::integer AS running,
-             coalesce(sum(a.req_cpu), 0)::double precision AS used_cpu,
-             coalesce(sum(a.req_memory_mb), 0)::bigint AS used_memory_mb,
-             coalesce(sum(a.req_gpu), 0)::bigint AS used_gpu
-      FROM jobs AS a
-      WHERE a.claimed_by = $1 AND a.status IN ('claimed', 'in_progress')) AS u;
+SELECT blixard_claim_context($1);
 
 -- Each tenant's claimable jobs for this worker, in claim order, after the tenant's keyset
 -- position, skipping blocked queues and full keys: one index walk per tenant.
@@ -138,9 +82,23 @@ SELECT concurrency_key, count(*)::integer FROM jobs
 WHERE status IN ('claimed', 'in_progress') AND concurrency_key = ANY ($1::text[])
 GROUP BY concurrency_key;
 
+-- Mark the chosen jobs claimed.
+-- name: claim
+UPDATE jobs AS t
+SET status = 'claimed',
+    attempt = t.attempt + 1,
+    claimed_by = $2,
+    claimed_at = $4::double precision,
+    lease_expires_at = $4::double precision + $3::double precision,
+    deadline_at = CASE WHEN t.timeout_s IS NULL THEN NULL ELSE $4 + t.timeout_s + $3 END,
+    started_at = NULL,
+    updated_at = $4
+WHERE t.id = ANY ($1::text[]) AND t.status = 'pending'
+RETURNING t.*;
+
 -- Mark the chosen jobs claimed, spend rate tokens, and move the served tenants to the back
 -- of the round robin (a tenant row another claim holds is left alone: never wait there).
--- name: claim
+-- name: claim_and_account
 WITH spent AS (
     UPDATE queues AS q SET rate_tokens = s.tokens, rate_updated_at = $4
     FROM unnest($5::text[], $6::double precision[]) AS s (name, tokens)
