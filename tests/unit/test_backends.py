@@ -617,8 +617,15 @@ def test_registry_unknown_backend() -> None:
         load_backend("firecracker")
     message = str(info.value)
     assert "'firecracker'" in message
-    assert "mock, process, python, sandbox, wasm" in message
-    assert info.value.details["available"] == ["mock", "process", "python", "sandbox", "wasm"]
+    assert "container, mock, process, python, sandbox, wasm" in message
+    assert info.value.details["available"] == [
+        "container",
+        "mock",
+        "process",
+        "python",
+        "sandbox",
+        "wasm",
+    ]
 
 
 @pytest.mark.usefixtures("custom_backend")

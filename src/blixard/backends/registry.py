@@ -31,6 +31,7 @@ BUILTIN_BACKENDS: Final[Mapping[str, str]] = MappingProxyType(
         "mock": "blixard.backends.mock:MockBackend",
         "wasm": "blixard.backends.wasm:WasmBackend",
         "sandbox": "blixard.backends.sandbox:SandboxBackend",
+        "container": "blixard.backends.container:ContainerBackend",
     }
 )
 """The built-ins by import path: the same targets as the entry points in pyproject.toml."""
