@@ -425,3 +425,28 @@ async def test_stats_and_health(client: AsyncClient) -> None:
     health = await client.health()
     assert health["status"] == "ok"
     assert health["schema_version"] >= 1
+
+
+async def test_a_bulk_submit_shares_a_group_and_a_named_group_is_kept(
+    http: httpx.AsyncClient,
+) -> None:
+    body = {"jobs": [{"payload": {"i": i}} for i in range(4)]}
+    first = (await http.post("/api/v1/jobs/bulk", json=body)).json()
+    group_id = first["group_id"]
+    assert group_id is not None
+    assert {j["group_id"] for j in first["jobs"]} == {group_id}
+    second = (await http.post("/api/v1/jobs/bulk", json={"jobs": [{"payload": {}}]})).json()
+    assert second["group_id"] not in (None, group_id)
+    listed = (await http.get("/api/v1/jobs", params={"group_id": group_id})).json()
+    assert sorted(j["id"] for j in listed["jobs"]) == sorted(j["id"] for j in first["jobs"])
+    named = await http.post(
+        "/api/v1/jobs/bulk",
+        json={"jobs": [{"payload": {}, "group_id": "mine"}, {"payload": {}}]},
+    )
+    jobs = named.json()["jobs"]
+    assert jobs[0]["group_id"] == "mine"
+    assert jobs[1]["group_id"] == named.json()["group_id"] != "mine"
+    only = (
+        await http.post("/api/v1/jobs/bulk", json={"jobs": [{"payload": {}, "group_id": "g2"}]})
+    ).json()
+    assert only["group_id"] is None  # every job named its group: no new one

@@ -24,7 +24,6 @@ from helpers import (
     failed,
     ids,
     new_job,
-    spec,
 )
 
 from blixard.clock import ManualClock
@@ -33,10 +32,6 @@ from blixard.domain.jobs import Job, Requirements
 from blixard.domain.queues import RateLimit
 from blixard.domain.states import JobStatus
 from blixard.errors import ValidationError
-from blixard.service.context import ServiceContext
-from blixard.service.jobs import JobService
-from blixard.service.settings import ServerSettings
-from blixard.service.signals import JobWatchers, Signal
 from blixard.storage.base import JobQuery, Store
 
 BIG = "alpha"  # the tenant with the backlog: sorts first, so name ties favour it
@@ -830,25 +825,6 @@ async def test_a_diamond_runs_in_dependency_order(store: Store, clock: ManualClo
 
 
 # -- groups ---------------------------------------------------------------------------------
-async def test_a_bulk_submit_through_the_service_shares_a_group(
-    store: Store, clock: ManualClock
-) -> None:
-    jobs = JobService(ServiceContext(store, clock, ServerSettings(), Signal(), JobWatchers()))
-    await add_jobs(store, clock.now(), 3)  # not in the group
-    inserted, group_id = await jobs.submit_group([spec({"i": i}) for i in range(4)])
-    assert group_id is not None
-    assert {i.job.group_id for i in inserted} == {group_id}
-    _, other_group = await jobs.submit_group([spec({"i": 9})])
-    assert other_group not in (None, group_id)
-    page = await store.list_jobs(JobQuery(group_id=group_id))
-    assert sorted(ids(page.jobs)) == sorted(i.job.id for i in inserted)
-    # A spec that names its own group keeps it.
-    named, new_group = await jobs.submit_group([spec({"n": 1}, group_id="mine"), spec()])
-    assert named[0].job.group_id == "mine"
-    assert named[1].job.group_id == new_group
-    assert ids((await store.list_jobs(JobQuery(group_id="mine"))).jobs) == [named[0].job.id]
-
-
 # -- idempotency under concurrency --------------------------------------------------------------
 async def test_concurrent_submits_with_one_idempotency_key_make_one_job(
     store: Store, clock: ManualClock

@@ -4,11 +4,10 @@ from __future__ import annotations
 
 import time
 from collections.abc import Sequence
-from dataclasses import replace
 
 from blixard.domain.jobs import Attempt, Job, JobSpec, NewJob
 from blixard.errors import JobNotFound, ValidationError
-from blixard.ids import new_id, new_ids
+from blixard.ids import new_ids
 from blixard.service.context import UseCases
 from blixard.storage.base import Inserted, JobPage, JobQuery
 
@@ -35,14 +34,6 @@ class JobService(UseCases):
         inserted = await self._store.insert_jobs(jobs)
         self._work.notify()
         return inserted
-
-    async def submit_group(self, specs: Sequence[JobSpec]) -> tuple[list[Inserted], str | None]:
-        """Jobs submitted together share a group: a new one, unless they name their own.
-        Returns the inserted jobs and the new group's id (None if each names a group)."""
-        group_id = new_id() if any(s.group_id is None for s in specs) else None
-        if group_id is not None:
-            specs = [s if s.group_id else replace(s, group_id=group_id) for s in specs]
-        return await self.submit(specs), group_id
 
     async def get(self, job_id: str) -> Job:
         job = await self._store.get_job(job_id)

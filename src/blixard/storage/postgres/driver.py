@@ -770,7 +770,7 @@ class PostgresStore(PostgresQueues, PostgresSchedules):
                 created = int(status.rsplit(" ", 1)[-1])
                 await conn.execute(Q["import_links"], [j.id for j in jobs], time.time())
             if attempts:
-                await conn.execute(Q["import_attempts"], *rows.stored_attempts_params(attempts))
+                await conn.execute(Q["import_attempts"], *rows.attempts_params(attempts))
             if created:
                 notices = _Notices()
                 notices.work = True

@@ -203,8 +203,9 @@ def new_jobs_params(
     return cols
 
 
-def attempts_params(attempts: Sequence[AttemptRecord]) -> tuple[list[Any], ...]:
-    """The 8 parallel arrays of ``insert_attempts``."""
+def attempts_params(attempts: Sequence[AttemptRecord] | Sequence[Attempt]) -> tuple[list[Any], ...]:
+    """The 8 parallel arrays of ``insert_attempts`` and ``import_attempts``: a planned
+    attempt and a stored one have the same fields."""
     return (
         [a.job_id for a in attempts],
         [a.attempt for a in attempts],
@@ -339,18 +340,4 @@ def full_workers_params(workers: Sequence[Worker]) -> tuple[list[Any], ...]:
         [str(w.status) for w in workers],
         [w.registered_at for w in workers],
         [w.last_seen_at for w in workers],
-    )
-
-
-def stored_attempts_params(attempts: Sequence[Attempt]) -> tuple[list[Any], ...]:
-    """The 8 parallel arrays of ``import_attempts``."""
-    return (
-        [a.job_id for a in attempts],
-        [a.attempt for a in attempts],
-        [a.worker_id for a in attempts],
-        [a.claimed_at for a in attempts],
-        [a.started_at for a in attempts],
-        [a.finished_at for a in attempts],
-        [a.outcome for a in attempts],
-        [dumps_or_none(a.error) for a in attempts],
     )
